@@ -1,0 +1,171 @@
+package paas
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/zkpaas/paas/clock"
+)
+
+// Retry defaults, used by DefaultRetryConfig and for zero fields of a RetryConfig.
+const (
+	DefaultMaxRetries = 3
+	DefaultBaseDelay  = time.Second
+	DefaultMultiplier = 2.0
+	DefaultMaxDelay   = 5 * time.Minute
+	DefaultJitter     = 0.1
+)
+
+// Config configures a ProverService. The zero value of every field but Workers is usable.
+type Config struct {
+	// Workers maps each backend to its capacity: how many units of task weight may be proven at
+	// once. A program weighs 1 unless it implements Weighted. Tasks for a backend absent from
+	// this map are refused at Submit with ErrUnknownBackend. Required; each value must be >= 1.
+	Workers map[Backend]int64
+
+	// Retry is the retry policy for transient handler errors. Nil means DefaultRetryConfig().
+	Retry *RetryConfig
+
+	// Codec encodes programs at Submit. Nil means JSONCodec.
+	Codec Codec
+
+	// Clock tells the time for retry delays and timestamps. Nil means clock.Real(); tests
+	// pass a *clock.Fake.
+	Clock clock.Clock
+
+	// Logger receives the service's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+// RetryConfig is the retry policy for transient handler errors. The delay before retry n
+// (n = 1 for the first retry) is min(BaseDelay × Multiplier^(n-1), MaxDelay), of which a
+// random fraction of up to Jitter is taken off, so that tasks that failed together do not all
+// retry at the same moment.
+type RetryConfig struct {
+	// MaxRetries is how many times a task is retried after its first attempt; 0 disables
+	// retries. The count is kept in the store, so it survives restarts.
+	MaxRetries int
+	// BaseDelay is the delay before the first retry. Zero means DefaultBaseDelay (1s).
+	BaseDelay time.Duration
+	// Multiplier scales the delay at each retry; at least 1. Zero means DefaultMultiplier (2).
+	Multiplier float64
+	// MaxDelay caps the delay; at least BaseDelay. Zero means DefaultMaxDelay (5m).
+	MaxDelay time.Duration
+	// Jitter is the largest fraction of a delay that is randomly taken off, in [0, 1].
+	// Zero means no jitter; DefaultRetryConfig uses DefaultJitter (0.1).
+	Jitter float64
+}
+
+// DefaultRetryConfig returns the retry policy used when Config.Retry is nil: 3 retries, 1s
+// doubling up to 5m, 10% jitter.
+func DefaultRetryConfig() RetryConfig {
+	return RetryConfig{
+		MaxRetries: DefaultMaxRetries,
+		BaseDelay:  DefaultBaseDelay,
+		Multiplier: DefaultMultiplier,
+		MaxDelay:   DefaultMaxDelay,
+		Jitter:     DefaultJitter,
+	}
+}
+
+// WithDefaults returns a copy of c with every unset field set to its default. It never
+// modifies c or the maps it holds.
+func (c Config) WithDefaults() Config {
+	workers := make(map[Backend]int64, len(c.Workers))
+	for b, n := range c.Workers {
+		workers[b] = n
+	}
+	c.Workers = workers
+	retry := DefaultRetryConfig()
+	if c.Retry != nil {
+		retry = c.Retry.WithDefaults()
+	}
+	c.Retry = &retry
+	if c.Codec == nil {
+		c.Codec = JSONCodec{}
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c, wrapped in ErrInvalidConfig. Call it on the
+// result of WithDefaults; New does both.
+func (c Config) Validate() error {
+	if len(c.Workers) == 0 {
+		return fmt.Errorf("%w: Workers: no backend configured", ErrInvalidConfig)
+	}
+	for b, n := range c.Workers {
+		if b == "" {
+			return fmt.Errorf("%w: Workers: empty backend name", ErrInvalidConfig)
+		}
+		if n < 1 {
+			return fmt.Errorf("%w: Workers[%q] = %d, want >= 1", ErrInvalidConfig, b, n)
+		}
+	}
+	if c.Retry != nil {
+		if err := c.Retry.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WithDefaults returns a copy of r with zero BaseDelay, Multiplier and MaxDelay set to their
+// defaults. MaxRetries and Jitter are taken as given: zero means none.
+func (r RetryConfig) WithDefaults() RetryConfig {
+	if r.BaseDelay == 0 {
+		r.BaseDelay = DefaultBaseDelay
+	}
+	if r.Multiplier == 0 {
+		r.Multiplier = DefaultMultiplier
+	}
+	if r.MaxDelay == 0 {
+		r.MaxDelay = max(DefaultMaxDelay, r.BaseDelay)
+	}
+	return r
+}
+
+// Validate reports the first invalid field of r, wrapped in ErrInvalidConfig.
+func (r RetryConfig) Validate() error {
+	switch {
+	case r.MaxRetries < 0:
+		return fmt.Errorf("%w: Retry.MaxRetries = %d, want >= 0", ErrInvalidConfig, r.MaxRetries)
+	case r.BaseDelay <= 0:
+		return fmt.Errorf("%w: Retry.BaseDelay = %s, want > 0", ErrInvalidConfig, r.BaseDelay)
+	case math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0) || r.Multiplier < 1:
+		return fmt.Errorf("%w: Retry.Multiplier = %v, want a finite number >= 1", ErrInvalidConfig, r.Multiplier)
+	case r.MaxDelay < r.BaseDelay:
+		return fmt.Errorf("%w: Retry.MaxDelay = %s, want >= BaseDelay (%s)", ErrInvalidConfig, r.MaxDelay, r.BaseDelay)
+	case math.IsNaN(r.Jitter) || r.Jitter < 0 || r.Jitter > 1:
+		return fmt.Errorf("%w: Retry.Jitter = %v, want a fraction in [0, 1]", ErrInvalidConfig, r.Jitter)
+	}
+	return nil
+}
+
+// Backoff returns the delay before retry n (n >= 1) without jitter:
+// min(BaseDelay × Multiplier^(n-1), MaxDelay).
+func (r RetryConfig) Backoff(n int) time.Duration {
+	d := float64(r.BaseDelay) * math.Pow(r.Multiplier, float64(max(n-1, 0)))
+	if d >= float64(r.MaxDelay) || math.IsInf(d, 0) {
+		return r.MaxDelay
+	}
+	return time.Duration(d)
+}
+
+// Delay returns the delay before retry n: Backoff(n) less a random fraction of up to Jitter.
+func (r RetryConfig) Delay(n int) time.Duration {
+	d := r.Backoff(n)
+	if r.Jitter == 0 {
+		return d
+	}
+	return d - time.Duration(r.Jitter*rand.Float64()*float64(d))
+}

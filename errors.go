@@ -1,0 +1,91 @@
+package paas
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned by the service and its handle. Match them with errors.Is.
+var (
+	// ErrStopped is returned by every handle method once the service is stopping or stopped.
+	ErrStopped = errors.New("paas: service stopped")
+	// ErrNotStarted is returned by handle methods called before ProverService.Start.
+	ErrNotStarted = errors.New("paas: service not started")
+	// ErrAlreadyStarted is returned by a second ProverService.Start.
+	ErrAlreadyStarted = errors.New("paas: service already started")
+	// ErrTaskNotFound is returned for an id that names no task.
+	ErrTaskNotFound = errors.New("paas: task not found")
+	// ErrTaskFinished is returned when cancelling a task that has already reached a final state.
+	ErrTaskFinished = errors.New("paas: task already finished")
+
+	// ErrInvalidConfig wraps every error of Config validation.
+	ErrInvalidConfig = errors.New("paas: invalid config")
+
+	// ErrUnknownBackend: Submit named a backend that has no workers configured.
+	ErrUnknownBackend = errors.New("paas: backend has no workers")
+	// ErrNoHandler: Submit named a routing key that has no handler.
+	ErrNoHandler = errors.New("paas: no handler for routing key")
+	// ErrEncodeProgram: the program could not be encoded by the Codec.
+	ErrEncodeProgram = errors.New("paas: cannot encode program")
+	// ErrInvalidWeight: the program's weight is below 1 or above its backend's capacity, so it
+	// could never run.
+	ErrInvalidWeight = errors.New("paas: invalid task weight")
+)
+
+// TaskError describes a task that ended Failed or Cancelled. TaskResult.Err returns it.
+type TaskError struct {
+	ID      TaskID
+	State   TaskState
+	Message string // the last error, for a Failed task
+}
+
+func (e *TaskError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("paas: task %s %s", e.ID, e.State)
+	}
+	return fmt.Sprintf("paas: task %s %s: %s", e.ID, e.State, e.Message)
+}
+
+// PermanentError marks a handler error that retrying cannot fix. Build it with Permanent.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that the task fails at once, without retries. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// RetryAfterError asks for a retry after Delay instead of the backoff delay. Build it with RetryAfter.
+type RetryAfterError struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("retry after %s: %v", e.Delay, e.Err)
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err so that the task is retried after d (for example when a remote prover
+// says when it has capacity again). The retry still counts against Config.Retry.MaxRetries.
+// RetryAfter(nil, d) is nil; a negative d counts as 0.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryAfterError{Err: err, Delay: max(d, 0)}
+}
+
+// PanicError is the error recorded for a handler that panicked. The task fails without retries.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }

@@ -1,0 +1,50 @@
+// Package handler holds the proof handlers that the paas service runs, and the pieces to build
+// them from.
+//
+// # What the service calls
+//
+// A ProofHandler is registered with the service under a routing key. For every attempt of a
+// task the service calls its Prove with a paas.Task: the task's ID, backend, attempt number and
+// the program as encoded by the service's paas.Codec. The returned error tells the service what
+// to do next: nil completes the task, an error wrapped with paas.Permanent fails it, one wrapped
+// with paas.RetryAfter is retried after the given delay, and any other error is retried with
+// backoff. A plain function becomes a handler with ProofHandlerFunc.
+//
+// # Fetch, prove, store
+//
+// Most handlers do the same three things, so RemoteProofHandler does them for any program type
+// P and input type I:
+//
+//  1. decode task.Program into a P with its Codec;
+//  2. pick the Host that proves on task.Backend with its HostResolver (a HostMap is enough
+//     when there is one host per backend);
+//  3. fetch the program's input with its InputFetcher (blocks, state, witnesses...);
+//  4. prove the input on the host, which returns a Proof;
+//  5. store the proof under the task ID with its ProofStorer.
+//
+// Each piece is a one-method interface with a Func adapter, so a closure will do:
+//
+//	h := &handler.RemoteProofHandler[FibProgram, int]{
+//		Fetcher: handler.InputFetcherFunc[FibProgram, int](func(ctx context.Context, p FibProgram) (int, error) {
+//			return p.N, nil
+//		}),
+//		Resolver: handler.HostMap[FibProgram, int]{
+//			paas.BackendSP1:    sp1Host,
+//			paas.BackendNative: handler.NativeHost[int]{Run: runFib},
+//		},
+//		Storer: proofs, // a ProofStorer backed by your database
+//	}
+//
+// NativeHost runs a program without proving it, which is useful for tests and for checking a
+// program's output cheaply.
+//
+// RemoteProofHandler does not log: it returns every error wrapped with short context, so that
+// a paas.Permanent or paas.RetryAfter returned by a fetcher, host or storer still reaches the
+// service, which records it.
+//
+// # Wrapping
+//
+// Cross-cutting behaviour such as logging, metrics or rate limiting is added by wrapping: a
+// plain struct that holds the inner ProofHandler and implements Prove by calling it. See
+// Example_wrapping.
+package handler

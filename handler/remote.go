@@ -1,0 +1,182 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/zkpaas/paas"
+)
+
+var (
+	// ErrNoHost is wrapped by the error of a HostResolver that has no host for a backend.
+	// RemoteProofHandler fails such a task permanently.
+	ErrNoHost = errors.New("handler: no host for backend")
+	// ErrIncomplete is wrapped by the errors of a handler or host that is missing a required
+	// field. It is a configuration error, so RemoteProofHandler fails such a task permanently.
+	ErrIncomplete = errors.New("handler: incomplete configuration")
+)
+
+// InputFetcher fetches the input a program is proven on, such as blocks or a witness.
+// Its errors are transient unless wrapped with paas.Permanent.
+type InputFetcher[P, I any] interface {
+	FetchInput(ctx context.Context, program P) (I, error)
+}
+
+// InputFetcherFunc adapts a function to an InputFetcher.
+type InputFetcherFunc[P, I any] func(ctx context.Context, program P) (I, error)
+
+// FetchInput implements InputFetcher by calling f.
+func (f InputFetcherFunc[P, I]) FetchInput(ctx context.Context, program P) (I, error) {
+	return f(ctx, program)
+}
+
+// Host proves inputs on one backend, locally or by calling a remote prover.
+// Its errors are transient unless wrapped with paas.Permanent or paas.RetryAfter.
+type Host[I any] interface {
+	Prove(ctx context.Context, input I) (Proof, error)
+}
+
+// HostFunc adapts a function to a Host.
+type HostFunc[I any] func(ctx context.Context, input I) (Proof, error)
+
+// Prove implements Host by calling f.
+func (f HostFunc[I]) Prove(ctx context.Context, input I) (Proof, error) { return f(ctx, input) }
+
+// HostResolver picks the Host that proves a program on a backend. Its errors fail the task
+// permanently: the program and backend of a task never change, so neither would the answer.
+type HostResolver[P, I any] interface {
+	ResolveHost(program P, backend paas.Backend) (Host[I], error)
+}
+
+// HostResolverFunc adapts a function to a HostResolver.
+type HostResolverFunc[P, I any] func(program P, backend paas.Backend) (Host[I], error)
+
+// ResolveHost implements HostResolver by calling f.
+func (f HostResolverFunc[P, I]) ResolveHost(program P, backend paas.Backend) (Host[I], error) {
+	return f(program, backend)
+}
+
+// HostMap is a HostResolver with one host per backend, whatever the program.
+type HostMap[P, I any] map[paas.Backend]Host[I]
+
+// ResolveHost implements HostResolver. It returns an error wrapping ErrNoHost for a backend
+// that has no host, or a nil one.
+func (m HostMap[P, I]) ResolveHost(_ P, backend paas.Backend) (Host[I], error) {
+	if h := m[backend]; h != nil {
+		return h, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrNoHost, backend)
+}
+
+// ProofStorer stores proofs. The service runs tasks at least once, so StoreProof may be called
+// again for a task whose proof is already stored, and must then succeed.
+type ProofStorer interface {
+	StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error
+}
+
+// ProofStorerFunc adapts a function to a ProofStorer.
+type ProofStorerFunc func(ctx context.Context, id paas.TaskID, proof Proof) error
+
+// StoreProof implements ProofStorer by calling f.
+func (f ProofStorerFunc) StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error {
+	return f(ctx, id, proof)
+}
+
+// RemoteProofHandler is a ProofHandler for programs of type P proven on inputs of type I. For
+// each task it decodes the program, resolves the host for the task's backend, fetches the
+// input, proves it on the host and stores the proof under the task ID.
+//
+// It does not log. Errors are returned wrapped with the step that failed, so that a
+// paas.Permanent or paas.RetryAfter from a fetcher, host or storer reaches the service intact.
+// Decoding and resolving errors are made permanent, since the same task would fail them again.
+//
+// A RemoteProofHandler is safe for concurrent use if its fields are.
+type RemoteProofHandler[P, I any] struct {
+	Fetcher  InputFetcher[P, I]
+	Resolver HostResolver[P, I]
+	Storer   ProofStorer
+	// Codec decodes task.Program. It must be the service's Codec; nil means paas.JSONCodec,
+	// the service's default.
+	Codec paas.Codec
+}
+
+var _ ProofHandler = (*RemoteProofHandler[struct{}, struct{}])(nil)
+
+// Validate reports an error wrapping ErrIncomplete that names every missing field, or nil.
+// Call it when building the handler to catch mistakes before the first task.
+func (h *RemoteProofHandler[P, I]) Validate() error {
+	var missing []string
+	if h.Fetcher == nil {
+		missing = append(missing, "Fetcher")
+	}
+	if h.Resolver == nil {
+		missing = append(missing, "Resolver")
+	}
+	if h.Storer == nil {
+		missing = append(missing, "Storer")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: RemoteProofHandler has no %s", ErrIncomplete, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Prove implements ProofHandler.
+func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) error {
+	// A misconfigured handler fails every task the same way; failing permanently beats
+	// panicking on a nil field or burning the retry budget.
+	if err := h.Validate(); err != nil {
+		return paas.Permanent(err)
+	}
+	codec := h.Codec
+	if codec == nil {
+		codec = paas.JSONCodec{}
+	}
+	var program P
+	if err := codec.Unmarshal(task.Program, &program); err != nil {
+		return permanent(fmt.Errorf("decode program: %w", err))
+	}
+	host, err := h.Resolver.ResolveHost(program, task.Backend)
+	if err != nil {
+		return permanent(fmt.Errorf("resolve host: %w", err))
+	}
+	if host == nil {
+		return paas.Permanent(fmt.Errorf("resolve host: %w %q", ErrNoHost, task.Backend))
+	}
+
+	// Fetchers and hosts should honour ctx themselves; checking between steps keeps a
+	// cancelled task from starting an expensive proof when one of them does not.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	input, err := h.Fetcher.FetchInput(ctx, program)
+	if err != nil {
+		return fmt.Errorf("fetch input: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	proof, err := host.Prove(ctx, input)
+	if err != nil {
+		return fmt.Errorf("prove on %s: %w", task.Backend, err)
+	}
+	if proof.Backend == "" {
+		// Let simple hosts leave it out: the resolver chose them for this backend.
+		proof.Backend = task.Backend
+	}
+	if err := h.Storer.StoreProof(ctx, task.ID, proof); err != nil {
+		return fmt.Errorf("store proof: %w", err)
+	}
+	return nil
+}
+
+// permanent is paas.Permanent that does not wrap an error that is already permanent, which
+// would only repeat "permanent: " in the message.
+func permanent(err error) error {
+	if _, ok := errors.AsType[*paas.PermanentError](err); ok {
+		return err
+	}
+	return paas.Permanent(err)
+}

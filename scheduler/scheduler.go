@@ -1,0 +1,129 @@
+// Package scheduler holds the RetryScheduler: it remembers when each retrying task is due and
+// hands the task back once its time has come.
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/clock"
+)
+
+// Due is a task whose retry time has come.
+type Due struct {
+	ID paas.TaskID
+	// At is the due time it was scheduled for. A receiver compares it with the task's current
+	// due time to drop entries that a later Schedule or a Cancel made stale.
+	At time.Time
+}
+
+// RetryScheduler runs one goroutine with one timer over a heap of due times, however many tasks
+// wait: waiting tasks cost a heap entry, not a goroutine or a timer each.
+//
+// Schedule may be called from any goroutine and never blocks on the scheduler's goroutine, so
+// the service loop can schedule while the scheduler is blocked handing it a due task.
+type RetryScheduler struct {
+	clock clock.Clock
+	out   chan Due
+
+	mu      sync.Mutex
+	entries dueHeap // guarded by mu
+
+	// wake tells Run that the earliest due time may have changed. One pending signal is enough,
+	// as Run re-reads the heap each time it wakes, so a buffer of 1 never loses a wake-up.
+	wake chan struct{}
+}
+
+// New returns a RetryScheduler driven by c. Call Run to start it.
+func New(c clock.Clock) *RetryScheduler {
+	return &RetryScheduler{clock: c, out: make(chan Due), wake: make(chan struct{}, 1)}
+}
+
+// Schedule asks for id to be handed back on Due() once the clock reaches at.
+func (s *RetryScheduler) Schedule(id paas.TaskID, at time.Time) {
+	s.mu.Lock()
+	heap.Push(&s.entries, Due{ID: id, At: at})
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// Len returns how many entries wait, stale ones included.
+func (s *RetryScheduler) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries.Len()
+}
+
+// Due delivers tasks whose time has come, in due-time order.
+func (s *RetryScheduler) Due() <-chan Due { return s.out }
+
+// Run hands due tasks to Due() until ctx ends. It returns ctx.Err(). Entries still waiting
+// stay in the heap; the service reloads due times from its store on the next start.
+func (s *RetryScheduler) Run(ctx context.Context) error {
+	timer := s.clock.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		next, ok := s.popDue()
+		if ok {
+			select {
+			case s.out <- next:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// Nothing due: sleep until the earliest entry, or until Schedule wakes us.
+		timerC := (<-chan time.Time)(nil)
+		if at, ok := s.earliest(); ok {
+			timer.Reset(at.Sub(s.clock.Now()))
+			timerC = timer.C()
+		}
+		select {
+		case <-timerC:
+		case <-s.wake:
+			timer.Stop()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// popDue removes and returns the earliest entry if it is due.
+func (s *RetryScheduler) popDue() (Due, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries.Len() == 0 || s.entries[0].At.After(s.clock.Now()) {
+		return Due{}, false
+	}
+	return heap.Pop(&s.entries).(Due), true
+}
+
+func (s *RetryScheduler) earliest() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries.Len() == 0 {
+		return time.Time{}, false
+	}
+	return s.entries[0].At, true
+}
+
+// dueHeap is a min-heap of entries by due time.
+type dueHeap []Due
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].At.Before(h[j].At) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(Due)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return d
+}

@@ -1,0 +1,161 @@
+// Package service runs proof tasks: ProverService owns the tasks and their workers, and
+// ProverHandle is how the rest of a program submits, waits for, inspects and cancels them.
+//
+// The smallest complete use:
+//
+//	svc, err := service.New(paas.Config{
+//		Workers: map[paas.Backend]int64{paas.BackendNative: 2},
+//	}, memory.New(), map[paas.RoutingKey]handler.ProofHandler{"fib": fibHandler})
+//	if err != nil { ... }
+//	if err := svc.Start(ctx); err != nil { ... }
+//	defer svc.Stop(context.Background())
+//	res, err := svc.Handle().Execute(ctx, fibProgram{N: 10}, paas.BackendNative)
+//
+// One goroutine, the service loop, owns every unfinished task and takes commands from handles
+// over a channel; handlers run on goroutines of their own, at most Config.Workers[backend]
+// units of weight at a time; a retry scheduler hands retrying tasks back when they are due, and
+// a writer goroutine persists every change through the TaskStore before the loop makes it
+// visible. The caller's duties: call Start before using the handle, and Stop before exit;
+// handlers must return when their context is cancelled.
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
+)
+
+// ProverService runs proof tasks. Build it with New, then Start it; Stop it before exit.
+type ProverService struct {
+	cfg      paas.Config // with defaults
+	store    paas.TaskStore
+	handlers map[paas.RoutingKey]handler.ProofHandler
+	log      *zap.Logger
+
+	cmds    chan command   // handles to loop; unbuffered: a command is taken when the loop is ready
+	results chan []written // writer to loop
+	ended   chan ended     // workers to loop
+
+	startOnce sync.Once
+	started   chan struct{} // closed by Start once the loop runs
+	stopOnce  sync.Once
+	stopping  chan struct{} // closed by Stop: stop intake, let handlers finish
+	abortOnce sync.Once
+	aborting  chan struct{} // closed when Stop's ctx ends: cancel handlers
+	done      chan struct{} // closed by the loop's owner once every goroutine has returned
+}
+
+// command is a step of the state, sent by a handle and run on the loop.
+type command func(*state)
+
+// ended is the outcome of a handler.
+type ended struct {
+	id  paas.TaskID
+	err error
+}
+
+// New returns a service that runs tasks stored in store with the given handlers, one per
+// routing key. It validates everything and returns an error wrapping paas.ErrInvalidConfig
+// rather than panicking; it starts nothing.
+func New(cfg paas.Config, store paas.TaskStore, handlers map[paas.RoutingKey]handler.ProofHandler) (*ProverService, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil TaskStore", paas.ErrInvalidConfig)
+	}
+	if len(handlers) == 0 {
+		return nil, fmt.Errorf("%w: no handlers", paas.ErrInvalidConfig)
+	}
+	hs := make(map[paas.RoutingKey]handler.ProofHandler, len(handlers))
+	for rk, h := range handlers {
+		if h == nil {
+			return nil, fmt.Errorf("%w: nil handler for routing key %q", paas.ErrInvalidConfig, rk)
+		}
+		hs[rk] = h
+	}
+	return &ProverService{
+		cfg:      cfg,
+		store:    store,
+		handlers: hs,
+		log:      cfg.Logger,
+		cmds:     make(chan command),
+		results:  make(chan []written),
+		ended:    make(chan ended),
+		started:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		aborting: make(chan struct{}),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Handle returns the handle through which tasks are submitted and observed. Handles are small
+// values, safe for concurrent use; pass them to the parts of a program that submit tasks
+// without giving them control of the service's lifecycle.
+func (s *ProverService) Handle() ProverHandle { return ProverHandle{s: s} }
+
+// Start loads the unfinished tasks from the store and starts the service's goroutines. ctx
+// bounds the loading only. It returns paas.ErrAlreadyStarted if called twice, and
+// paas.ErrStopped after Stop.
+func (s *ProverService) Start(ctx context.Context) error {
+	select {
+	case <-s.stopping:
+		return paas.ErrStopped
+	default:
+	}
+	err := paas.ErrAlreadyStarted
+	s.startOnce.Do(func() { err = s.start(ctx) })
+	return err
+}
+
+func (s *ProverService) start(ctx context.Context) error {
+	recs, err := s.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("paas: load unfinished tasks: %w", err)
+	}
+	st := newState(s.cfg, s.runnable)
+	st.load(recs)
+	s.log.Info("service started", zap.Int("unfinished_tasks", len(recs)))
+	go s.run(st)
+	close(s.started)
+	return nil
+}
+
+// Stop stops the service: it stops intake at once (handle calls return paas.ErrStopped from
+// then on), lets running handlers finish until ctx ends, then cancels their contexts. Tasks
+// interrupted that way go back to Pending without using an attempt. Stop returns once every
+// goroutine of the service has returned: nil if the handlers finished on their own, ctx.Err()
+// if they had to be cancelled. It is idempotent and safe to call concurrently; a Stop before
+// Start only prevents the start.
+func (s *ProverService) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	select {
+	case <-s.started:
+	default:
+		// Never started, and Start can no longer succeed (stopping is closed before it
+		// checks); started may still close if Start raced past the check.
+		s.startOnce.Do(func() {})
+		select {
+		case <-s.started:
+		default:
+			return nil
+		}
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.abortOnce.Do(func() { close(s.aborting) })
+	<-s.done
+	return ctx.Err()
+}
+
+// Stopped is closed once the service has stopped and every goroutine of it has returned.
+func (s *ProverService) Stopped() <-chan struct{} { return s.done }

@@ -1,0 +1,123 @@
+// Package memory provides Store, a paas.TaskStore that keeps tasks in memory.
+//
+// It is meant for unit tests, examples and experiments: it needs no setup and is fast, but
+// nothing it holds survives the process, so a service restarted on a new Store has forgotten
+// every task, finished or not. Use a durable store in production.
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/zkpaas/paas"
+)
+
+// Store is an in-memory paas.TaskStore. It is safe for concurrent use. Records are copied on the
+// way in and on the way out, so callers may keep and mutate the records they pass and receive.
+//
+// The zero Store is empty and ready to use.
+type Store struct {
+	mu    sync.Mutex
+	byID  map[paas.TaskID]paas.TaskRecord
+	byKey map[paas.TaskKey]paas.TaskID
+	seq   uint64 // the last Seq assigned
+}
+
+var _ paas.TaskStore = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		byID:  make(map[paas.TaskID]paas.TaskRecord),
+		byKey: make(map[paas.TaskKey]paas.TaskID),
+	}
+}
+
+// Insert implements paas.TaskStore. It returns an error if a task with rec.ID but another key
+// is already stored, since storing rec would orphan that task's key.
+func (s *Store) Insert(ctx context.Context, rec paas.TaskRecord) (paas.TaskRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if id, ok := s.byKey[rec.Key]; ok {
+		return s.byID[id].Clone(), nil
+	}
+	if _, ok := s.byID[rec.ID]; ok {
+		return paas.TaskRecord{}, fmt.Errorf("memory: insert task %s: id already stored under another key", rec.ID)
+	}
+	if s.byID == nil {
+		s.byID = make(map[paas.TaskID]paas.TaskRecord)
+		s.byKey = make(map[paas.TaskKey]paas.TaskID)
+	}
+	s.seq++
+	rec = rec.Clone()
+	rec.Seq = s.seq
+	s.byID[rec.ID] = rec
+	s.byKey[rec.Key] = rec.ID
+	return rec.Clone(), nil
+}
+
+// Update implements paas.TaskStore. The stored Seq, Key and CreatedAt are kept whatever rec holds.
+func (s *Store) Update(ctx context.Context, rec paas.TaskRecord) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	old, ok := s.byID[rec.ID]
+	if !ok {
+		return fmt.Errorf("memory: update task %s: %w", rec.ID, paas.ErrTaskNotFound)
+	}
+	rec = rec.Clone()
+	rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
+	s.byID[rec.ID] = rec
+	return nil
+}
+
+// Get implements paas.TaskStore.
+func (s *Store) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	rec, ok := s.byID[id]
+	if !ok {
+		return paas.TaskRecord{}, fmt.Errorf("memory: get task %s: %w", id, paas.ErrTaskNotFound)
+	}
+	return rec.Clone(), nil
+}
+
+// Unfinished implements paas.TaskStore.
+func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	var recs []paas.TaskRecord
+	for _, rec := range s.byID {
+		if !rec.State.Final() {
+			recs = append(recs, rec.Clone())
+		}
+	}
+	// Map iteration order is random; the contract wants submission order.
+	slices.SortFunc(recs, func(a, b paas.TaskRecord) int { return cmp.Compare(a.Seq, b.Seq) })
+	return recs, nil
+}
+
+// Len returns the number of tasks stored, in any state.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
+}

@@ -1,0 +1,263 @@
+package storetest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/store/storetest"
+)
+
+// A suite that passes every store proves nothing, so each fault below breaks one clause of the
+// contract and must make the named subtest fail. Run cannot be called with a testing.T whose
+// failure we may ignore, so each faulty store runs in a child process of this test binary.
+var faults = map[string]string{
+	"":                   "", // the faultless store must pass
+	"ignore-key":         "InsertDuplicateKey",
+	"dup-returns-input":  "InsertDuplicateKey",
+	"racy-dedup":         "InsertDuplicateKeyConcurrent",
+	"no-seq":             "Insert",
+	"caller-seq":         "InsertIgnoresCallerSeq",
+	"shared-program":     "NoSharedMemory",
+	"mutable-identity":   "UpdateKeepsIdentity",
+	"partial-update":     "Update",
+	"keep-on-zero":       "UpdateClearsFields",
+	"update-inserts":     "UpdateUnknownID",
+	"bare-not-found":     "GetUnknownID",
+	"unfinished-all":     "Unfinished",
+	"unfinished-reverse": "Unfinished",
+	"ignore-ctx":         "CancelledContext",
+	"ctx-after-write":    "CancelledContext",
+	"truncate-seconds":   "TimesRoundTrip",
+}
+
+const faultEnv = "STORETEST_FAULT"
+
+func TestSuiteCatchesFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the test binary once per fault")
+	}
+	for fault, failing := range faults {
+		t.Run("fault="+fault, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestFaultyStore$", "-test.count=1")
+			cmd.Env = append(os.Environ(), faultEnv+"="+fault)
+			out, err := cmd.CombinedOutput()
+			if failing == "" {
+				if err != nil {
+					t.Fatalf("the faultless store failed the suite: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("the suite passed a store with fault %q\n%s", fault, out)
+			}
+			if want := "--- FAIL: TestFaultyStore/" + failing; !strings.Contains(string(out), want) {
+				t.Fatalf("fault %q: output lacks %q\n%s", fault, want, out)
+			}
+		})
+	}
+}
+
+// TestFaultyStore runs the suite against a store with the fault named in $STORETEST_FAULT. It is
+// run by TestSuiteCatchesFaults, and skipped otherwise.
+func TestFaultyStore(t *testing.T) {
+	fault, ok := os.LookupEnv(faultEnv)
+	if !ok {
+		t.Skip(faultEnv + " not set")
+	}
+	if _, known := faults[fault]; !known {
+		t.Fatalf("unknown fault %q", fault)
+	}
+	storetest.Run(t, func(*testing.T) paas.TaskStore { return &faultyStore{fault: fault} })
+}
+
+func TestNewRecord(t *testing.T) {
+	a, b := storetest.NewRecord("p"), storetest.NewRecord("p")
+	if a.ID == b.ID || a.ID.IsZero() {
+		t.Errorf("NewRecord must give fresh ids, got %s and %s", a.ID, b.ID)
+	}
+	if a.Key != b.Key || a.Key != paas.KeyOf("test", []byte("p"), paas.BackendNative) {
+		t.Errorf("records of one program must share its key")
+	}
+	if a.State != paas.Pending || a.Weight != 1 || a.Seq != 0 {
+		t.Errorf("NewRecord = %+v, want a Pending record of weight 1 without Seq", a)
+	}
+	if a.CreatedAt.Location() != time.UTC || a.CreatedAt.Nanosecond()%1000 != 0 {
+		t.Errorf("CreatedAt %v must be UTC at microsecond precision", a.CreatedAt)
+	}
+}
+
+// faultyStore is a plain, slow TaskStore that can be told to break one rule.
+type faultyStore struct {
+	fault string
+	mu    sync.Mutex
+	recs  []paas.TaskRecord // in Seq order
+	seq   uint64
+}
+
+func (s *faultyStore) is(fault string) bool { return s.fault == fault }
+
+func (s *faultyStore) find(id paas.TaskID) int {
+	return slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.ID == id })
+}
+
+func (s *faultyStore) out(r paas.TaskRecord) paas.TaskRecord {
+	if s.is("shared-program") {
+		return r
+	}
+	return r.Clone()
+}
+
+// ctxErr is the check at the start of each method. A store with fault ctx-after-write skips it
+// in the methods that write and checks only once it has written.
+func (s *faultyStore) ctxErr(ctx context.Context, write bool) error {
+	if s.is("ignore-ctx") || write && s.is("ctx-after-write") {
+		return nil
+	}
+	return ctx.Err()
+}
+
+func (s *faultyStore) notFound(id paas.TaskID) error {
+	if s.is("bare-not-found") {
+		return fmt.Errorf("task %s not found", id)
+	}
+	return fmt.Errorf("task %s: %w", id, paas.ErrTaskNotFound)
+}
+
+func (s *faultyStore) Insert(ctx context.Context, rec paas.TaskRecord) (paas.TaskRecord, error) {
+	if err := s.ctxErr(ctx, true); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	if s.is("racy-dedup") {
+		// Check and insert under separate locks, yielding between them so that other Inserts
+		// of the key slip in.
+		s.mu.Lock()
+		i := slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.Key == rec.Key })
+		var existing paas.TaskRecord
+		if i >= 0 {
+			existing = s.out(s.recs[i])
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			return existing, nil
+		}
+		runtime.Gosched()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.insertLocked(ctx, rec)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.is("ignore-key") {
+		if i := slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.Key == rec.Key }); i >= 0 {
+			if s.is("dup-returns-input") {
+				return rec, nil
+			}
+			return s.out(s.recs[i]), nil
+		}
+	}
+	return s.insertLocked(ctx, rec)
+}
+
+func (s *faultyStore) insertLocked(ctx context.Context, rec paas.TaskRecord) (paas.TaskRecord, error) {
+	switch {
+	case s.is("no-seq"):
+	case s.is("caller-seq") && rec.Seq != 0:
+	default:
+		s.seq++
+		rec.Seq = s.seq
+	}
+	if s.is("truncate-seconds") {
+		rec.CreatedAt = rec.CreatedAt.Truncate(1e9)
+	}
+	if !s.is("shared-program") {
+		rec = rec.Clone()
+	}
+	s.recs = append(s.recs, rec)
+	if s.is("ctx-after-write") {
+		if err := ctx.Err(); err != nil {
+			return paas.TaskRecord{}, err
+		}
+	}
+	return s.out(rec), nil
+}
+
+func (s *faultyStore) Update(ctx context.Context, rec paas.TaskRecord) error {
+	if err := s.ctxErr(ctx, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(rec.ID)
+	if i < 0 {
+		if s.is("update-inserts") {
+			s.recs = append(s.recs, rec.Clone())
+			return nil
+		}
+		return s.notFound(rec.ID)
+	}
+	old := s.recs[i]
+	if !s.is("shared-program") {
+		rec = rec.Clone()
+	}
+	if !s.is("mutable-identity") {
+		rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
+	}
+	switch {
+	case s.is("partial-update"):
+		old.State = rec.State
+		rec = old
+	case s.is("keep-on-zero"):
+		if rec.LastError == "" {
+			rec.LastError = old.LastError
+		}
+		if rec.NextAttemptAt.IsZero() {
+			rec.NextAttemptAt = old.NextAttemptAt
+		}
+	}
+	s.recs[i] = rec
+	if s.is("ctx-after-write") {
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (s *faultyStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error) {
+	if err := s.ctxErr(ctx, false); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(id)
+	if i < 0 {
+		return paas.TaskRecord{}, s.notFound(id)
+	}
+	return s.out(s.recs[i]), nil
+}
+
+func (s *faultyStore) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
+	if err := s.ctxErr(ctx, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var recs []paas.TaskRecord
+	for _, r := range s.recs {
+		if s.is("unfinished-all") || !r.State.Final() {
+			recs = append(recs, s.out(r))
+		}
+	}
+	if s.is("unfinished-reverse") {
+		slices.Reverse(recs)
+	}
+	return recs, nil
+}
