@@ -41,7 +41,7 @@ type ProverService struct {
 	results chan []written // writer to loop
 	ended   chan ended     // workers to loop
 
-	startOnce sync.Once
+	lifecycle sync.Mutex    // serialises Start against Stop
 	started   chan struct{} // closed by Start once the loop runs
 	stopOnce  sync.Once
 	stopping  chan struct{} // closed by Stop: stop intake, let handlers finish
@@ -104,19 +104,17 @@ func (s *ProverService) Handle() ProverHandle { return ProverHandle{s: s} }
 // bounds the loading only. It returns paas.ErrAlreadyStarted if called twice, and
 // paas.ErrStopped after Stop.
 func (s *ProverService) Start(ctx context.Context) error {
-	select {
-	case <-s.stopping:
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	switch {
+	case isClosed(s.stopping):
 		return paas.ErrStopped
-	default:
+	case isClosed(s.started):
+		return paas.ErrAlreadyStarted
 	}
-	err := paas.ErrAlreadyStarted
-	s.startOnce.Do(func() { err = s.start(ctx) })
-	return err
-}
-
-func (s *ProverService) start(ctx context.Context) error {
 	recs, err := s.store.Unfinished(ctx)
 	if err != nil {
+		// Nothing was started; Start may be called again.
 		return fmt.Errorf("paas: load unfinished tasks: %w", err)
 	}
 	st := newState(s.cfg, s.runnable)
@@ -127,6 +125,15 @@ func (s *ProverService) start(ctx context.Context) error {
 	return nil
 }
 
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stop stops the service: it stops intake at once (handle calls return paas.ErrStopped from
 // then on), lets running handlers finish until ctx ends, then cancels their contexts. Tasks
 // interrupted that way go back to Pending without using an attempt. Stop returns once every
@@ -135,17 +142,12 @@ func (s *ProverService) start(ctx context.Context) error {
 // Start only prevents the start.
 func (s *ProverService) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopping) })
-	select {
-	case <-s.started:
-	default:
-		// Never started, and Start can no longer succeed (stopping is closed before it
-		// checks); started may still close if Start raced past the check.
-		s.startOnce.Do(func() {})
-		select {
-		case <-s.started:
-		default:
-			return nil
-		}
+	// Once stopping is closed no Start can succeed; wait for one under way to finish.
+	s.lifecycle.Lock()
+	started := isClosed(s.started)
+	s.lifecycle.Unlock()
+	if !started {
+		return nil
 	}
 	select {
 	case <-s.done:

@@ -401,8 +401,7 @@ func TestHandlerPanicFailsTaskAndServiceGoesOn(t *testing.T) {
 	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, store,
 		map[paas.RoutingKey]handler.ProofHandler{"job": handler.ProofHandlerFunc(func(ctx context.Context, task paas.Task) error {
 			if string(task.Program) == `{"Name":"bad"}` {
-				var m map[string]int
-				m["x"] = 1 // assignment to entry in nil map
+				panic("unsupported opcode")
 			}
 			return nil
 		})})
@@ -414,7 +413,7 @@ func TestHandlerPanicFailsTaskAndServiceGoesOn(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, paas.Failed, res.State)
 	assert.Equal(t, 1, res.Attempts)
-	assert.Contains(t, res.Error, "handler panicked: assignment to entry in nil map")
+	assert.Contains(t, res.Error, "handler panicked: unsupported opcode")
 	res, err = svc.Handle().Execute(ctx, job{Name: "good"}, paas.BackendNative)
 	require.NoError(t, err)
 	assert.Equal(t, paas.Completed, res.State)
@@ -580,21 +579,35 @@ func TestStopBeforeStartPreventsStart(t *testing.T) {
 	assert.ErrorIs(t, svc.Start(context.Background()), paas.ErrStopped)
 }
 
-func TestStartFailsWhenStoreCannotLoad(t *testing.T) {
+func TestStartFailsWhenStoreCannotLoadAndMayBeRetried(t *testing.T) {
 	boom := errors.New("store offline")
-	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, failingLoad{memory.New(), boom},
+	store := &failingLoad{Store: memory.New(), err: boom}
+	store.failures.Store(1)
+	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, store,
 		map[paas.RoutingKey]handler.ProofHandler{"job": newGate()})
 	require.NoError(t, err)
-	assert.ErrorIs(t, svc.Start(context.Background()), boom)
-	require.NoError(t, svc.Stop(context.Background()))
+	ctx := context.Background()
+	assert.ErrorIs(t, svc.Start(ctx), boom)
+	_, err = svc.Handle().Summary(ctx)
+	assert.ErrorIs(t, err, paas.ErrNotStarted)
+	require.NoError(t, svc.Start(ctx), "a failed start leaves nothing behind")
+	_, err = svc.Handle().Summary(ctx)
+	assert.NoError(t, err)
+	require.NoError(t, svc.Stop(ctx))
 }
 
 type failingLoad struct {
 	*memory.Store
-	err error
+	err      error
+	failures atomic.Int32
 }
 
-func (f failingLoad) Unfinished(context.Context) ([]paas.TaskRecord, error) { return nil, f.err }
+func (f *failingLoad) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, f.err
+	}
+	return f.Store.Unfinished(ctx)
+}
 
 func TestStopLetsRunningHandlersFinish(t *testing.T) {
 	f := start(t, nil)
@@ -603,11 +616,11 @@ func TestStopLetsRunningHandlersFinish(t *testing.T) {
 	queued := f.submit("b")
 	stopped := make(chan error)
 	go func() { stopped <- f.svc.Stop(f.ctx) }()
+	<-service.Stopping(f.svc)
 	// Intake stops at once, while the handler still runs.
-	require.Eventually(t, func() bool {
-		_, err := f.h.Submit(f.ctx, job{Name: "c"}, paas.BackendNative)
-		return errors.Is(err, paas.ErrStopped)
-	}, 10*time.Second, time.Millisecond)
+	_, err := f.h.Submit(f.ctx, job{Name: "c"}, paas.BackendNative)
+	assert.ErrorIs(t, err, paas.ErrStopped)
+	assert.NoError(t, a.ctx.Err(), "the running handler is left to finish")
 	a.answer <- nil
 	require.NoError(t, <-stopped)
 	rec, err := f.store.Get(context.Background(), id)

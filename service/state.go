@@ -174,6 +174,7 @@ func (s *state) commit(w written) {
 		if t.rec.State == paas.Pending && w.rec.State == paas.InProgress {
 			s.sems[t.rec.Backend].Release(t.rec.Weight)
 		}
+		s.counts[slot(t.rec.State)]--
 		s.forget(t)
 		return
 	}

@@ -1,0 +1,234 @@
+// Command quickstart is a small prover node built on paas. It shows, in one file:
+//
+//   - a program type (FibProgram) and a handler.RemoteProofHandler that fetches its input,
+//     proves it and stores the proof;
+//   - two backends with their own worker pools: the native backend, which runs the program
+//     without proving it, and a mock SP1 backend;
+//   - submitting tasks, deduplication of a repeated submit, a transient failure retried with
+//     backoff, waiting for results, and reading the stored proofs and the service's Summary;
+//   - starting and stopping the service.
+//
+// Run it with:
+//
+//	go run ./examples/quickstart          # with the service's logs on stderr
+//	go run ./examples/quickstart -quiet   # results only
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/service"
+	"github.com/zkpaas/paas/store/memory"
+)
+
+// FibProgram asks for the N-th Fibonacci number. Its JSON encoding, routing key and backend
+// identify a task, so submitting an equal FibProgram to the same backend again is a no-op.
+type FibProgram struct{ N uint64 }
+
+// RoutingKey implements paas.ProgramType: FibPrograms are proven by the "fib" handler.
+func (FibProgram) RoutingKey() paas.RoutingKey { return "fib" }
+
+// fib returns the n-th Fibonacci number. fib(93) is the largest that fits in a uint64.
+func fib(n uint64) (uint64, error) {
+	if n > 93 {
+		// Retrying cannot make it fit: the task fails at once.
+		return 0, paas.Permanent(fmt.Errorf("fib(%d) overflows uint64", n))
+	}
+	a, b := uint64(0), uint64(1)
+	for range n {
+		a, b = b, a+b
+	}
+	return a, nil
+}
+
+// runFib is the program itself: it turns the input N into the public output fib(N).
+func runFib(_ context.Context, n uint64) ([]byte, error) {
+	v, err := fib(n)
+	if err != nil {
+		return nil, err
+	}
+	return strconv.AppendUint(nil, v, 10), nil
+}
+
+// mockSP1Host stands in for an SP1 prover so that the example runs with only Go installed.
+// It is NOT a proof: it runs the program natively and "proves" it by hashing the input and the
+// output into the Receipt. A real Host would send the input to an SP1 prover and return its
+// receipt.
+var mockSP1Host = handler.HostFunc[uint64](func(ctx context.Context, n uint64) (handler.Proof, error) {
+	out, err := runFib(ctx, n)
+	if err != nil {
+		return handler.Proof{}, err
+	}
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint64(nil, n))
+	h.Write(out)
+	return handler.Proof{Backend: paas.BackendSP1, Receipt: h.Sum(nil), PublicValues: out}, nil
+})
+
+// flakyFetcher returns a fetcher whose input is just N, except that it fails once for N == 13,
+// as a remote node might, to show a retry. A plain error is transient: the task is retried.
+func flakyFetcher() handler.InputFetcher[FibProgram, uint64] {
+	var failed atomic.Bool
+	return handler.InputFetcherFunc[FibProgram, uint64](func(_ context.Context, p FibProgram) (uint64, error) {
+		if p.N == 13 && failed.CompareAndSwap(false, true) {
+			return 0, errors.New("input node unavailable")
+		}
+		return p.N, nil
+	})
+}
+
+// submission is one program to prove on one backend.
+type submission struct {
+	program FibProgram
+	backend paas.Backend
+}
+
+func (s submission) String() string { return fmt.Sprintf("fib(%d) on %s", s.program.N, s.backend) }
+
+func main() {
+	quiet := flag.Bool("quiet", false, "print the results only, without the service's logs")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Stdout, *quiet); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts a prover service, proves a few programs on two backends, prints the results to
+// out and stops the service. It returns an error if anything unexpected happens.
+func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
+	logger := zap.NewNop()
+	if !quiet {
+		cfg := zap.NewDevelopmentConfig() // human-readable, on stderr
+		cfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+		cfg.DisableStacktrace = true // a retried attempt is logged as a warning, not a crash
+		if logger, err = cfg.Build(); err != nil {
+			return fmt.Errorf("build logger: %w", err)
+		}
+		defer func() { _ = logger.Sync() }()
+	}
+
+	// 1. The handler: fetch the input, prove it on the task's backend, store the proof.
+	tasks := memory.New()            // where the service keeps its tasks
+	proofs := memory.NewProofStore() // where the handler stores the proofs
+	fibHandler := &handler.RemoteProofHandler[FibProgram, uint64]{
+		Fetcher: flakyFetcher(),
+		Resolver: handler.HostMap[FibProgram, uint64]{
+			paas.BackendNative: handler.NativeHost[uint64]{Run: runFib},
+			paas.BackendSP1:    mockSP1Host,
+		},
+		Storer: proofs,
+	}
+	if err := fibHandler.Validate(); err != nil {
+		return err
+	}
+
+	// 2. The service: two native workers and one SP1 worker, quick retries for the demo.
+	svc, err := service.New(paas.Config{
+		Workers: map[paas.Backend]int64{paas.BackendNative: 2, paas.BackendSP1: 1},
+		Retry:   &paas.RetryConfig{MaxRetries: 3, BaseDelay: 100 * time.Millisecond},
+		Logger:  logger,
+	}, tasks, map[paas.RoutingKey]handler.ProofHandler{"fib": fibHandler})
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		// Let running handlers finish for up to 5s, then cancel them.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if stopErr := svc.Stop(stopCtx); stopErr != nil && err == nil {
+			err = fmt.Errorf("stop: %w", stopErr)
+		}
+	}()
+	h := svc.Handle()
+
+	// 3. Submit. Submit returns once the task is stored; the workers prove in the background.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	submissions := []submission{
+		{FibProgram{N: 10}, paas.BackendNative},
+		{FibProgram{N: 13}, paas.BackendNative}, // its input fetch fails once: retried
+		{FibProgram{N: 50}, paas.BackendNative},
+		{FibProgram{N: 90}, paas.BackendNative},
+		{FibProgram{N: 10}, paas.BackendSP1}, // same program, another backend: another task
+		{FibProgram{N: 20}, paas.BackendSP1},
+	}
+	ids := make([]paas.TaskID, len(submissions))
+	for i, s := range submissions {
+		if ids[i], err = h.Submit(ctx, s.program, s.backend); err != nil {
+			return fmt.Errorf("submit %s: %w", s, err)
+		}
+	}
+	// Submitting a program again returns the task that already exists, and proves nothing.
+	dup, err := h.Submit(ctx, submissions[0].program, submissions[0].backend)
+	if err != nil {
+		return fmt.Errorf("submit %s again: %w", submissions[0], err)
+	}
+	if dup != ids[0] {
+		return fmt.Errorf("submit %s again: got task %s, want %s", submissions[0], dup, ids[0])
+	}
+	fmt.Fprintf(out, "submitted %d programs; %s again is the same task %s\n\n", len(submissions), submissions[0], short(dup))
+
+	// 4. Wait for every task and print what it proved.
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tPROGRAM\tSTATE\tATTEMPTS\tPUBLIC VALUE\tRECEIPT")
+	for i, s := range submissions {
+		res, err := h.Wait(ctx, ids[i])
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", s, err)
+		}
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+		proof, err := proofs.Proof(ctx, res.ID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+		receipt := "-" // the native backend proves nothing
+		if len(proof.Receipt) > 0 {
+			receipt = "sha256:" + hex.EncodeToString(proof.Receipt[:6]) + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", short(res.ID), s, res.State, res.Attempts, proof.PublicValues, receipt)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// 5. The Summary counts tasks by state.
+	sum, err := h.Summary(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, "\nsummary:")
+	for _, state := range paas.States {
+		fmt.Fprintf(out, " %s=%d", state, sum.Count(state))
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+// short returns the first characters of a task id, enough to tell the tasks of a run apart.
+func short(id paas.TaskID) string { return id.String()[:8] }

@@ -1,0 +1,80 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
+)
+
+// ErrProofNotFound is wrapped by the error of ProofStore.Proof for a task that has no proof.
+var ErrProofNotFound = errors.New("memory: proof not found")
+
+// ProofStore is an in-memory handler.ProofStorer, for tests and examples: plug it into a
+// handler.RemoteProofHandler as its Storer, then read the proofs back with Proof. Like Store,
+// it forgets everything when the process exits.
+//
+// It is safe for concurrent use. Proofs are copied on the way in and on the way out, so callers
+// may keep and mutate the byte slices they pass and receive. The zero ProofStore is empty and
+// ready to use.
+type ProofStore struct {
+	mu     sync.Mutex
+	proofs map[paas.TaskID]handler.Proof
+}
+
+var _ handler.ProofStorer = (*ProofStore)(nil)
+
+// NewProofStore returns an empty ProofStore.
+func NewProofStore() *ProofStore {
+	return &ProofStore{proofs: make(map[paas.TaskID]handler.Proof)}
+}
+
+// StoreProof implements handler.ProofStorer. It is idempotent, as the service's at-least-once
+// execution requires: storing a proof for an id that already has one replaces it and succeeds.
+// It returns ctx.Err() without storing anything if ctx has ended.
+func (s *ProofStore) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Proof) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proofs == nil {
+		s.proofs = make(map[paas.TaskID]handler.Proof)
+	}
+	s.proofs[id] = cloneProof(proof)
+	return nil
+}
+
+// Proof returns a copy of the proof stored for task id, or an error wrapping ErrProofNotFound.
+// It returns ctx.Err() if ctx has ended.
+func (s *ProofStore) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error) {
+	if err := ctx.Err(); err != nil {
+		return handler.Proof{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.proofs[id]
+	if !ok {
+		return handler.Proof{}, fmt.Errorf("memory: get proof of task %s: %w", id, ErrProofNotFound)
+	}
+	return cloneProof(p), nil
+}
+
+// Len returns the number of proofs stored.
+func (s *ProofStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.proofs)
+}
+
+// cloneProof returns p with its byte slices copied. bytes.Clone keeps nil as nil, so a proof
+// without a receipt reads back exactly as it was stored.
+func cloneProof(p handler.Proof) handler.Proof {
+	p.Receipt = bytes.Clone(p.Receipt)
+	p.PublicValues = bytes.Clone(p.PublicValues)
+	return p
+}
