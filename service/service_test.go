@@ -218,6 +218,25 @@ func TestConcurrentDuplicateSubmitsYieldOneTask(t *testing.T) {
 	assert.Equal(t, paas.Completed, f.wait(ids[0]).State)
 }
 
+// nameOnly encodes a job by its name alone, so that jobs differing only in weight are one task.
+type nameOnly struct{}
+
+func (nameOnly) Marshal(v any) ([]byte, error)      { return []byte(v.(job).Name), nil }
+func (nameOnly) Unmarshal(data []byte, v any) error { v.(*job).Name = string(data); return nil }
+
+func TestCustomCodecIdentifiesTasks(t *testing.T) {
+	f := start(t, nil, func(c *paas.Config) { c.Codec = nameOnly{} }, workers(map[paas.Backend]int64{paas.BackendNative: 2}))
+	a, err := f.h.Submit(f.ctx, job{Name: "x", W: 1}, paas.BackendNative)
+	require.NoError(t, err)
+	b, err := f.h.Submit(f.ctx, job{Name: "x", W: 2}, paas.BackendNative)
+	require.NoError(t, err)
+	assert.Equal(t, a, b, "equal encodings are one task")
+	at := f.gate.next(t)
+	assert.Equal(t, "x", string(at.task.Program), "the handler gets the custom encoding")
+	at.answer <- nil
+	f.wait(a)
+}
+
 type unencodable struct{ C chan int }
 
 func (unencodable) RoutingKey() paas.RoutingKey { return "job" }
