@@ -19,6 +19,10 @@ var (
 	// ErrTaskFinished is returned when cancelling a task that has already reached a final state.
 	ErrTaskFinished = errors.New("paas: task already finished")
 
+	// ErrStoreClosed is wrapped by the errors of a store that has been closed. The service
+	// does not retry writes that fail with it.
+	ErrStoreClosed = errors.New("paas: store closed")
+
 	// ErrInvalidConfig wraps every error of Config validation.
 	ErrInvalidConfig = errors.New("paas: invalid config")
 

@@ -75,3 +75,31 @@ type TaskStore interface {
 	// Unfinished returns every record not in a final state, in Seq order.
 	Unfinished(ctx context.Context) ([]TaskRecord, error)
 }
+
+// Write is one change for a store to persist: the insert of a new task or the update of one.
+type Write struct {
+	Insert bool
+	Record TaskRecord
+}
+
+// WriteResult is a store's answer to one Write.
+type WriteResult struct {
+	// Record is, for an insert, the record the store holds for the key afterwards: the new
+	// one, with Seq assigned, or the one that already existed (see TaskStore.Insert).
+	Record TaskRecord
+	Err    error
+}
+
+// BatchStore is a TaskStore that commits many writes in one transaction, paying for one sync to
+// disk instead of one per write. The service gives it, as one batch, every write that piled up
+// while the previous batch was being committed (group commit), and answers the callers of a
+// batch only once WriteBatch has returned.
+type BatchStore interface {
+	TaskStore
+	// WriteBatch applies writes in order, as Insert and Update would one by one, in a single
+	// transaction, and returns one result per write. A write that fails on its own (the update
+	// of an unknown task) fails alone and the others still apply; if the transaction fails,
+	// every write fails with its error and none is applied. Nothing in the batch is durable
+	// before WriteBatch returns, and all of it is after.
+	WriteBatch(ctx context.Context, writes []Write) []WriteResult
+}
