@@ -99,10 +99,22 @@ func (t *fakeTimer) Stop() bool {
 	f := t.clock
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, active := f.timers[t]
+	active := t.disarmLocked()
 	if active {
-		delete(f.timers, t)
 		f.notifyLocked()
+	}
+	return active
+}
+
+// disarmLocked stops t and drops a value sent but not received, as time.Timer does since Go
+// 1.23; it reports whether t was armed or had such a value, as time.Timer's Stop and Reset do.
+func (t *fakeTimer) disarmLocked() bool {
+	_, active := t.clock.timers[t]
+	delete(t.clock.timers, t)
+	select {
+	case <-t.c:
+		active = true
+	default:
 	}
 	return active
 }
@@ -111,12 +123,7 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	f := t.clock
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, active := f.timers[t]
-	// Like time.Timer since Go 1.23: Reset discards a value that was sent but not received.
-	select {
-	case <-t.c:
-	default:
-	}
+	active := t.disarmLocked()
 	t.deadline = f.now.Add(d)
 	if d <= 0 {
 		f.fireLocked(t)

@@ -362,3 +362,17 @@ func TestRealTimerStopPreventsFiring(t *testing.T) {
 		require.FailNow(t, "reset real timer did not fire")
 	}
 }
+
+func TestFakeTimerStopDropsAnUnreadValueLikeTimeTimer(t *testing.T) {
+	f := clock.NewFake(t0)
+	timer := f.NewTimer(time.Second)
+	f.Advance(time.Second) // fires; nobody reads it
+
+	assert.True(t, timer.Stop(), "as time.Timer since Go 1.23: an unread value counts as active")
+	requireEmpty(t, timer.C())
+	assert.False(t, timer.Stop())
+
+	again := f.NewTimer(time.Second)
+	f.Advance(time.Second)
+	assert.True(t, again.Reset(time.Second), "Reset reports an unread value as active too")
+}
