@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -21,7 +22,7 @@ import (
 func (s *ProverService) run(st *state) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sched := scheduler.New(s.cfg.Clock)
-	batches := make(chan []write)
+	batches := make(chan []paas.Write)
 	var helpers, workers sync.WaitGroup
 	helpers.Go(func() { _ = sched.Run(ctx) })
 	helpers.Go(func() { s.write(ctx, batches) })
@@ -43,7 +44,7 @@ func (s *ProverService) run(st *state) {
 			return
 		}
 		// Backpressure without flags: the send case exists only when there is something to send.
-		var toWriter chan<- []write
+		var toWriter chan<- []paas.Write
 		if len(st.writes) > 0 {
 			toWriter = batches
 		}
@@ -99,18 +100,14 @@ func prove(ctx context.Context, h handler.ProofHandler, task paas.Task) (err err
 	return h.Prove(ctx, task)
 }
 
-// write persists batches from the loop and sends back the store's answers. Inserts are tried
-// once, and their errors go back to the submitter. Updates record a change that has already
-// happened (a handler ran, a retry is due), so they are tried until they succeed, with backoff,
-// or until Stop gives up waiting.
-func (s *ProverService) write(ctx context.Context, batches <-chan []write) {
+// write persists batches from the loop and sends back the store's answers. A batch is every
+// write that piled up while the previous one was being committed; a BatchStore commits it in
+// one transaction (group commit), so a busy service pays one sync to disk for many writes.
+func (s *ProverService) write(ctx context.Context, batches <-chan []paas.Write) {
 	for {
 		select {
 		case batch := <-batches:
-			res := make([]written, len(batch))
-			for i, w := range batch {
-				res[i] = s.persist(w)
-			}
+			res := s.persist(batch)
 			select {
 			case s.results <- res:
 			case <-ctx.Done():
@@ -122,36 +119,79 @@ func (s *ProverService) write(ctx context.Context, batches <-chan []write) {
 	}
 }
 
-// Backoff between attempts to write an update.
+// Backoff between attempts to write updates that failed.
 const (
 	writeRetryBase = 10 * time.Millisecond
 	writeRetryMax  = 5 * time.Second
 )
 
-func (s *ProverService) persist(w write) written {
-	// Store calls are not bound to Stop's ctx: a task interrupted by Stop must still be written
-	// back to Pending.
-	ctx := context.Background()
-	if w.insert {
-		stored, err := s.store.Insert(ctx, w.rec)
-		return written{write: w, stored: stored, err: err}
+// persist writes a batch. Inserts are tried once: their errors go back to the submitter, and
+// the task does not exist. Updates record a change that has already happened (a handler ran, a
+// retry is due), so failed ones are tried again, with backoff, until they succeed, the store is
+// closed, or Stop gives up waiting.
+func (s *ProverService) persist(batch []paas.Write) []written {
+	out := make([]written, len(batch))
+	todo := make([]int, len(batch)) // indexes into batch still to write
+	for i := range todo {
+		todo[i] = i
 	}
 	delay := writeRetryBase
 	for {
-		err := s.store.Update(ctx, w.rec)
-		if err == nil {
-			return written{write: w}
+		ws := make([]paas.Write, len(todo))
+		for j, i := range todo {
+			ws[j] = batch[i]
 		}
-		s.log.Warn("task update failed; retrying", append(taskFields(w.rec), zap.Error(err), zap.Duration("in", delay))...)
+		res := s.apply(ws)
+		var again []int
+		for j, i := range todo {
+			w, r := batch[i], res[j]
+			out[i] = written{Write: w, stored: r.Record, err: r.Err}
+			if r.Err != nil && !w.Insert && !errors.Is(r.Err, paas.ErrStoreClosed) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			return out
+		}
+		first := batch[again[0]].Record
+		s.log.Warn("task updates failed; retrying", append(taskFields(first),
+			zap.Int("updates", len(again)), zap.Error(out[again[0]].err), zap.Duration("in", delay))...)
 		timer := s.cfg.Clock.NewTimer(delay)
 		select {
 		case <-timer.C():
 		case <-s.aborting:
 			timer.Stop()
-			return written{write: w, err: err}
+			return out
 		}
-		delay = min(2*delay, writeRetryMax)
+		todo, delay = again, min(2*delay, writeRetryMax)
 	}
+}
+
+// apply writes ws through the store: in one transaction if it is a BatchStore.
+func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
+	// Store calls are not bound to Stop's ctx: a task interrupted by Stop must still be written
+	// back to Pending.
+	ctx := context.Background()
+	if bs, ok := s.store.(paas.BatchStore); ok {
+		res := bs.WriteBatch(ctx, ws)
+		if len(res) != len(ws) {
+			err := fmt.Errorf("paas: store answered %d of %d writes", len(res), len(ws))
+			res = make([]paas.WriteResult, len(ws))
+			for i := range res {
+				res[i].Err = err
+			}
+		}
+		return res
+	}
+	res := make([]paas.WriteResult, len(ws))
+	for i, w := range ws {
+		if w.Insert {
+			res[i].Record, res[i].Err = s.store.Insert(ctx, w.Record)
+		} else {
+			res[i].Err = s.store.Update(ctx, w.Record)
+		}
+	}
+	return res
 }
 
 // runnable reports why this service cannot run rec, if it cannot: the checks of Submit, for

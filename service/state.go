@@ -39,7 +39,7 @@ type state struct {
 	stopping bool
 
 	// Outboxes.
-	writes  []write
+	writes  []paas.Write
 	starts  []start
 	retries []scheduler.Due
 }
@@ -64,15 +64,9 @@ type insertion struct {
 	replies []chan<- submitReply
 }
 
-// write is one record to persist: an insert of a new task, or an update.
-type write struct {
-	insert bool
-	rec    paas.TaskRecord
-}
-
 // written is the store's answer to a write.
 type written struct {
-	write
+	paas.Write
 	stored paas.TaskRecord // for an insert: the record the store holds for the key
 	err    error
 }
@@ -155,23 +149,24 @@ func (s *state) submit(rec paas.TaskRecord, reply chan<- submitReply) {
 	}
 	s.inserts[rec.Key] = &insertion{id: rec.ID, replies: []chan<- submitReply{reply}}
 	s.inflight++
-	s.writes = append(s.writes, write{insert: true, rec: rec})
+	s.writes = append(s.writes, paas.Write{Insert: true, Record: rec})
 }
 
 // commit applies the store's answer to a write.
 func (s *state) commit(w written) {
 	s.inflight--
-	if w.insert {
+	if w.Insert {
 		s.inserted(w)
 		return
 	}
-	t := s.tasks[w.rec.ID]
+	t := s.tasks[w.Record.ID]
 	t.writing = false
 	if w.err != nil {
-		// The writer gives up only when the service is being torn down; the store still holds
-		// the previous state, which the next start resumes from.
-		s.log.Error("task state not persisted", append(taskFields(w.rec), zap.Error(w.err))...)
-		if t.rec.State == paas.Pending && w.rec.State == paas.InProgress {
+		// The writer gives up on an update only when the store is closed or Stop stopped
+		// waiting. The store still holds the previous state, which the next start resumes
+		// from; until then the task is left alone.
+		s.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
+		if t.rec.State == paas.Pending && w.Record.State == paas.InProgress {
 			s.sems[t.rec.Backend].Release(t.rec.Weight)
 		}
 		s.counts[slot(t.rec.State)]--
@@ -179,15 +174,15 @@ func (s *state) commit(w written) {
 		return
 	}
 	s.counts[slot(t.rec.State)]--
-	s.counts[slot(w.rec.State)]++
-	t.rec = w.rec
-	s.log.Debug("task "+w.rec.State.String(), taskFields(w.rec)...)
+	s.counts[slot(w.Record.State)]++
+	t.rec = w.Record
+	s.log.Debug("task "+w.Record.State.String(), taskFields(w.Record)...)
 	s.settle(t)
 }
 
 func (s *state) inserted(w written) {
-	in := s.inserts[w.rec.Key]
-	delete(s.inserts, w.rec.Key)
+	in := s.inserts[w.Record.Key]
+	delete(s.inserts, w.Record.Key)
 	reply := submitReply{id: w.stored.ID, err: w.err}
 	if w.err == nil && w.stored.ID == in.id {
 		t := s.adopt(w.stored)
@@ -278,7 +273,7 @@ func (s *state) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord
 	}
 	t.writing = true
 	s.inflight++
-	s.writes = append(s.writes, write{rec: rec})
+	s.writes = append(s.writes, paas.Write{Record: rec})
 }
 
 // dispatch moves the heads of the backend queues to InProgress while their backend has free

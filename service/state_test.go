@@ -63,13 +63,13 @@ func (c *core) commitAll() []paas.TaskRecord {
 		ws := c.writes
 		c.writes = nil
 		for _, w := range ws {
-			res := written{write: w}
-			if w.insert {
+			res := written{Write: w}
+			if w.Insert {
 				c.seq++
-				res.stored = w.rec
+				res.stored = w.Record
 				res.stored.Seq = c.seq
 			}
-			out = append(out, w.rec)
+			out = append(out, w.Record)
 			c.commit(res)
 		}
 	}
@@ -154,7 +154,7 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	existing := rec
 	existing.ID = paas.NewTaskID()
 	existing.State = paas.Completed
-	c.commit(written{write: w, stored: existing})
+	c.commit(written{Write: w, stored: existing})
 	assert.Equal(t, existing.ID, (<-reply).id)
 	_, cached := c.status(existing.ID)
 	assert.False(t, cached, "a finished task found by key is not run again")
@@ -171,7 +171,7 @@ func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
 	boom := errors.New("disk full")
 	w := c.writes[0]
 	c.writes = nil
-	c.commit(written{write: w, err: boom})
+	c.commit(written{Write: w, err: boom})
 	assert.ErrorIs(t, (<-r1).err, boom)
 	assert.ErrorIs(t, (<-r2).err, boom)
 	_, cached := c.status(rec.ID)
