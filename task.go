@@ -12,7 +12,7 @@ import (
 type TaskID uuid.UUID
 
 // NewTaskID returns a new random TaskID.
-func NewTaskID() TaskID { return TaskID(uuid.New()) }
+func NewTaskID() TaskID { return TaskID(uuid.Must(uuid.NewV7())) }
 
 // ParseTaskID parses the canonical textual form of a TaskID, as returned by TaskID.String.
 func ParseTaskID(s string) (TaskID, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -37,15 +38,18 @@ func (s *ProverService) run(st *state) {
 	}()
 
 	stopping, aborting := s.stopping, s.aborting
+	writerBusy := false
 	for {
 		st.dispatch()
 		s.carryOut(st, sched, &workers)
 		if st.stopping && st.idle() {
 			return
 		}
-		// Backpressure without flags: the send case exists only when there is something to send.
+		// Backpressure without flags: the send case exists only when there is something to send
+		// and the writer is free to take it.
 		var toWriter chan<- []paas.Write
-		if len(st.writes) > 0 {
+		if len(st.writes) > 0 && !writerBusy {
+			s.gather(st)
 			toWriter = batches
 		}
 		select {
@@ -53,7 +57,9 @@ func (s *ProverService) run(st *state) {
 			cmd(st)
 		case toWriter <- st.writes:
 			st.writes = nil // the writer owns the batch now
+			writerBusy = true
 		case ws := <-s.results:
+			writerBusy = false
 			for _, w := range ws {
 				st.commit(w)
 			}
@@ -70,6 +76,26 @@ func (s *ProverService) run(st *state) {
 		}
 	}
 }
+
+// gather lets the callers that the last commit answered send their next commands, and takes
+// them, before a batch goes to the writer. Without it the first caller to come back would
+// leave alone in a batch of one while the others queue for the next, and batches would
+// alternate small and large. It costs a yield of the processor, not a wait.
+func (s *ProverService) gather(st *state) {
+	runtime.Gosched()
+	for range maxGather {
+		select {
+		case cmd := <-s.cmds:
+			cmd(st)
+		default:
+			return
+		}
+	}
+}
+
+// maxGather bounds how many commands gather takes, so that a flood of commands cannot hold a
+// batch back for long.
+const maxGather = 1024
 
 // carryOut empties the outboxes of st other than writes: it schedules retries and launches
 // handlers.

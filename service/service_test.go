@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,12 @@ import (
 	"github.com/zkpaas/paas/store/memory"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashChildEnv); path != "" {
+		os.Exit(crashChild(path)) // this process is a child of TestCrashRecoveryLosesNothing
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -107,8 +113,16 @@ func start(t *testing.T, store *memory.Store, opts ...option) *fixture {
 	if store == nil {
 		store = memory.New()
 	}
+	f := startOn(t, store, opts...)
+	f.store = store
+	return f
+}
+
+// startOn runs a service on any store.
+func startOn(t *testing.T, store paas.TaskStore, opts ...option) *fixture {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	f := &fixture{t: t, store: store, clock: clock.NewFake(t0), gate: newGate(), logs: logs}
+	f := &fixture{t: t, clock: clock.NewFake(t0), gate: newGate(), logs: logs}
 	cfg := paas.Config{
 		Workers: map[paas.Backend]int64{paas.BackendNative: 1},
 		Retry:   &paas.RetryConfig{MaxRetries: 2, BaseDelay: time.Second, Multiplier: 2, MaxDelay: time.Minute},

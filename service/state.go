@@ -176,7 +176,7 @@ func (s *state) commit(w written) {
 	s.counts[slot(t.rec.State)]--
 	s.counts[slot(w.Record.State)]++
 	t.rec = w.Record
-	s.log.Debug("task "+w.Record.State.String(), taskFields(w.Record)...)
+	s.debug("task "+w.Record.State.String(), w.Record)
 	s.settle(t)
 }
 
@@ -186,7 +186,7 @@ func (s *state) inserted(w written) {
 	reply := submitReply{id: w.stored.ID, err: w.err}
 	if w.err == nil && w.stored.ID == in.id {
 		t := s.adopt(w.stored)
-		s.log.Debug("task submitted", taskFields(t.rec)...)
+		s.debug("task submitted", t.rec)
 		s.enqueue(t)
 	}
 	for _, r := range in.replies {
@@ -411,6 +411,14 @@ func (s *state) interrupt() {
 
 // idle reports whether nothing is running or being written, so a stopping loop may exit.
 func (s *state) idle() bool { return s.running == 0 && s.inflight == 0 }
+
+// debug logs a task's change at debug level. The fields are built only if the level is on:
+// this runs for every change of every task.
+func (s *state) debug(msg string, rec paas.TaskRecord) {
+	if ce := s.log.Check(zap.DebugLevel, msg); ce != nil {
+		ce.Write(taskFields(rec)...)
+	}
+}
 
 func slot(st paas.TaskState) int { return int(st) - 1 }
 

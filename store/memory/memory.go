@@ -15,7 +15,7 @@ import (
 	"github.com/zkpaas/paas"
 )
 
-// Store is an in-memory paas.TaskStore. It is safe for concurrent use. Records are copied on the
+// Store is an in-memory paas.TaskStore and paas.BatchStore. It is safe for concurrent use. Records are copied on the
 // way in and on the way out, so callers may keep and mutate the records they pass and receive.
 //
 // The zero Store is empty and ready to use.
@@ -26,7 +26,7 @@ type Store struct {
 	seq   uint64 // the last Seq assigned
 }
 
-var _ paas.TaskStore = (*Store)(nil)
+var _ paas.BatchStore = (*Store)(nil)
 
 // New returns an empty Store.
 func New() *Store {
@@ -44,7 +44,10 @@ func (s *Store) Insert(ctx context.Context, rec paas.TaskRecord) (paas.TaskRecor
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.insertLocked(rec)
+}
 
+func (s *Store) insertLocked(rec paas.TaskRecord) (paas.TaskRecord, error) {
 	if id, ok := s.byKey[rec.Key]; ok {
 		return s.byID[id].Clone(), nil
 	}
@@ -70,7 +73,10 @@ func (s *Store) Update(ctx context.Context, rec paas.TaskRecord) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateLocked(rec)
+}
 
+func (s *Store) updateLocked(rec paas.TaskRecord) error {
 	old, ok := s.byID[rec.ID]
 	if !ok {
 		return fmt.Errorf("memory: update task %s: %w", rec.ID, paas.ErrTaskNotFound)
@@ -79,6 +85,30 @@ func (s *Store) Update(ctx context.Context, rec paas.TaskRecord) error {
 	rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
 	s.byID[rec.ID] = rec
 	return nil
+}
+
+// WriteBatch implements paas.BatchStore. It applies the writes in order under one hold of the
+// lock, so no other call sees part of a batch. A write that fails (an update of an unknown task)
+// fails alone; if ctx has ended, every write fails with ctx.Err() and none is applied. The
+// Record of an update's result is left zero.
+func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.WriteResult {
+	results := make([]paas.WriteResult, len(writes))
+	if err := ctx.Err(); err != nil {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range writes {
+		if w.Insert {
+			results[i].Record, results[i].Err = s.insertLocked(w.Record)
+		} else {
+			results[i].Err = s.updateLocked(w.Record)
+		}
+	}
+	return results
 }
 
 // Get implements paas.TaskStore.

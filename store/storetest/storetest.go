@@ -11,6 +11,9 @@
 //		})
 //	}
 //
+// If the store also implements paas.BatchStore, Run checks WriteBatch too: the subtests named
+// "WriteBatch..." are skipped for stores that do not.
+//
 // Run calls newStore once per subtest and expects an empty store each time; it never closes
 // the store, so register any cleanup with t.Cleanup inside newStore. The subtests run one after
 // the other, never in parallel, so stores backed by a single shared resource only need to empty
@@ -26,6 +29,9 @@
 // microsecond, so that stores that keep times at microsecond precision (PostgreSQL, for one)
 // pass. Times are compared with time.Time.Equal: a store may return them in another location
 // and without the monotonic clock reading.
+//
+// For tests of code that uses a store, Faulty wraps any TaskStore and fails the inserts, updates
+// or batches it is told to.
 package storetest
 
 import (
@@ -93,6 +99,30 @@ func Run(t *testing.T, newStore func(t *testing.T) paas.TaskStore) {
 			s := newStore(t)
 			require.NotNil(t, s, "newStore returned nil")
 			tt.fn(t, s)
+		})
+	}
+
+	// The batch clauses apply only to stores that offer group commit; the others skip them,
+	// so that one suite serves both kinds.
+	batchTests := []struct {
+		name string
+		fn   func(t *testing.T, s paas.BatchStore)
+	}{
+		{"WriteBatchMixed", testWriteBatchMixed},
+		{"WriteBatchDuplicateKey", testWriteBatchDuplicateKey},
+		{"WriteBatchUnknownID", testWriteBatchUnknownID},
+		{"WriteBatchCancelledContext", testWriteBatchCancelledContext},
+		{"WriteBatchNoSharedMemory", testWriteBatchNoSharedMemory},
+	}
+	for _, tt := range batchTests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			require.NotNil(t, s, "newStore returned nil")
+			bs, ok := s.(paas.BatchStore)
+			if !ok {
+				t.Skip("the store does not implement paas.BatchStore")
+			}
+			tt.fn(t, bs)
 		})
 	}
 }

@@ -37,6 +37,14 @@ var faults = map[string]string{
 	"ignore-ctx":         "CancelledContext",
 	"ctx-after-write":    "CancelledContext",
 	"truncate-seconds":   "TimesRoundTrip",
+
+	// Faults of WriteBatch, for a store that has one. "batch" is the faultless one.
+	"batch":                "",
+	"batch-reverse":        "WriteBatchMixed",
+	"batch-no-dedup":       "WriteBatchDuplicateKey",
+	"batch-abort-on-error": "WriteBatchUnknownID",
+	"batch-ignore-ctx":     "WriteBatchCancelledContext",
+	"batch-shared-result":  "WriteBatchNoSharedMemory",
 }
 
 const faultEnv = "STORETEST_FAULT"
@@ -77,7 +85,13 @@ func TestFaultyStore(t *testing.T) {
 	if _, known := faults[fault]; !known {
 		t.Fatalf("unknown fault %q", fault)
 	}
-	storetest.Run(t, func(*testing.T) paas.TaskStore { return &faultyStore{fault: fault} })
+	storetest.Run(t, func(*testing.T) paas.TaskStore {
+		s := &faultyStore{fault: fault}
+		if strings.HasPrefix(fault, "batch") {
+			return &faultyBatchStore{s}
+		}
+		return s
+	})
 }
 
 func TestNewRecord(t *testing.T) {
@@ -260,4 +274,63 @@ func (s *faultyStore) Unfinished(ctx context.Context) ([]paas.TaskRecord, error)
 		slices.Reverse(recs)
 	}
 	return recs, nil
+}
+
+// faultyBatchStore adds to faultyStore a WriteBatch that can be told to break one rule. It
+// applies a batch write by write, which is not atomic, but the suite does not look for that.
+type faultyBatchStore struct{ *faultyStore }
+
+func (s *faultyBatchStore) WriteBatch(ctx context.Context, writes []paas.Write) []paas.WriteResult {
+	results := make([]paas.WriteResult, len(writes))
+	if s.is("batch-ignore-ctx") {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if s.is("batch-abort-on-error") {
+		// Fail the whole batch for one bad update, as a store that returns the error from its
+		// transaction function would.
+		inBatch := make(map[paas.TaskID]bool)
+		for _, w := range writes {
+			s.mu.Lock()
+			known := s.find(w.Record.ID) >= 0
+			s.mu.Unlock()
+			if w.Insert {
+				inBatch[w.Record.ID] = true
+			} else if !known && !inBatch[w.Record.ID] {
+				for i := range results {
+					results[i].Err = s.notFound(w.Record.ID)
+				}
+				return results
+			}
+		}
+	}
+	order := make([]int, len(writes))
+	for i := range order {
+		order[i] = i
+	}
+	if s.is("batch-reverse") {
+		slices.Reverse(order)
+	}
+	batchKeys := make(map[paas.TaskKey]bool)
+	for _, i := range order {
+		w := writes[i]
+		if !w.Insert {
+			results[i].Err = s.Update(ctx, w.Record)
+			continue
+		}
+		if s.is("batch-no-dedup") && batchKeys[w.Record.Key] {
+			// Dedup only against what was stored before the batch.
+			s.mu.Lock()
+			results[i].Record, results[i].Err = s.insertLocked(ctx, w.Record)
+			s.mu.Unlock()
+			continue
+		}
+		batchKeys[w.Record.Key] = true
+		results[i].Record, results[i].Err = s.Insert(ctx, w.Record)
+		if s.is("batch-shared-result") && results[i].Err == nil {
+			s.mu.Lock()
+			results[i].Record = s.recs[s.find(results[i].Record.ID)]
+			s.mu.Unlock()
+		}
+	}
+	return results
 }

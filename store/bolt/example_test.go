@@ -1,0 +1,78 @@
+package bolt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/store/bolt"
+)
+
+func ExampleOpen() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bolt-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "tasks.db")
+
+	store, err := bolt.Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	now := time.Now()
+	rec, err := store.Insert(ctx, paas.TaskRecord{
+		ID:         paas.NewTaskID(),
+		Key:        paas.KeyOf("fib", []byte(`{"n":10}`), paas.BackendSP1),
+		RoutingKey: "fib",
+		Backend:    paas.BackendSP1,
+		Program:    []byte(`{"n":10}`),
+		Weight:     1,
+		State:      paas.Pending,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	})
+	if err != nil {
+		panic(err)
+	}
+	// The same file keeps the proofs, when the store is a RemoteProofHandler's Storer.
+	err = store.StoreProof(ctx, rec.ID, handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("…"), PublicValues: []byte("55")})
+	if err != nil {
+		panic(err)
+	}
+
+	// While the store is open, nobody else may open its file.
+	_, err = bolt.Open(path, &bolt.Options{LockTimeout: 10 * time.Millisecond})
+	fmt.Println("second open locked out:", errors.Is(err, bolt.ErrLocked))
+
+	if err := store.Close(); err != nil {
+		panic(err)
+	}
+
+	// After a restart, the task is still there, waiting to be run, and so is the proof.
+	store, err = bolt.Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	unfinished, err := store.Unfinished(ctx)
+	if err != nil {
+		panic(err)
+	}
+	proof, err := store.Proof(ctx, rec.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("unfinished after reopen:", len(unfinished), unfinished[0].ID == rec.ID, unfinished[0].State)
+	fmt.Println("proof public values:", string(proof.PublicValues))
+	// Output:
+	// second open locked out: true
+	// unfinished after reopen: 1 true pending
+	// proof public values: 55
+}
