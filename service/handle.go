@@ -73,11 +73,11 @@ func (h ProverHandle) Execute(ctx context.Context, program paas.ProgramType, bac
 }
 
 // Wait waits until task id reaches a final state and returns its result: the error is about
-// the waiting (paas.ErrTaskNotFound, ctx.Err(), paas.ErrStopped), not about the task, whose
-// outcome is in the result (see TaskResult.Err). It is told of the outcome, it does not poll.
+// the waiting (paas.ErrTaskNotFound, ctx.Err(), paas.ErrStopped, or a store that failed to
+// record the outcome), not about the task, whose outcome is in the result (see TaskResult.Err). It is told of the outcome, it does not poll.
 // If ctx ends first, the task goes on.
 func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult, error) {
-	res := make(chan paas.TaskResult, 1)
+	res := make(chan outcome, 1)
 	cached := make(chan bool, 1)
 	if err := h.send(ctx, func(st *state) { cached <- st.wait(id, res) }); err != nil {
 		return paas.TaskResult{}, err
@@ -93,8 +93,9 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 	if err != nil {
 		// Forget the waiter so that callers who give up do not pile up on a long task.
 		_ = h.send(context.Background(), func(st *state) { st.unwait(id, res) })
+		return paas.TaskResult{}, err
 	}
-	return r, err
+	return r.res, r.err
 }
 
 // stored returns the result of a task that the service no longer holds.

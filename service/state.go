@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -56,7 +57,7 @@ type task struct {
 	cancelReq  bool                    // the user asked to cancel
 	cancelAcks []chan<- error          // Cancel calls answered when the task is Cancelled
 
-	waiters []chan<- paas.TaskResult
+	waiters []chan<- outcome
 }
 
 type insertion struct {
@@ -75,6 +76,12 @@ type written struct {
 type start struct {
 	ctx  context.Context
 	task paas.Task
+}
+
+// outcome is what a waiter is told: the task's result, or why it cannot be known.
+type outcome struct {
+	res paas.TaskResult
+	err error
 }
 
 type submitReply struct {
@@ -170,6 +177,13 @@ func (s *state) commit(w written) {
 			s.sems[t.rec.Backend].Release(t.rec.Weight)
 		}
 		s.counts[slot(t.rec.State)]--
+		err := fmt.Errorf("paas: task %s: moving it to %s was not stored: %w", t.rec.ID, w.Record.State, w.err)
+		for _, w := range t.waiters {
+			w <- outcome{err: err}
+		}
+		for _, a := range t.cancelAcks {
+			a <- err
+		}
 		s.forget(t)
 		return
 	}
@@ -241,7 +255,7 @@ func (s *state) launch(t *task) {
 func (s *state) finish(t *task) {
 	res := t.rec.Result()
 	for _, w := range t.waiters {
-		w <- res
+		w <- outcome{res: res}
 	}
 	ack := error(nil)
 	if t.rec.State != paas.Cancelled {
@@ -370,7 +384,7 @@ func (s *state) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 }
 
 // wait registers res to receive the result of a cached task; ok is false if it is not cached.
-func (s *state) wait(id paas.TaskID, res chan<- paas.TaskResult) (ok bool) {
+func (s *state) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 	t, ok := s.tasks[id]
 	if ok {
 		t.waiters = append(t.waiters, res)
@@ -379,9 +393,9 @@ func (s *state) wait(id paas.TaskID, res chan<- paas.TaskResult) (ok bool) {
 }
 
 // unwait forgets a waiter that left.
-func (s *state) unwait(id paas.TaskID, res chan<- paas.TaskResult) {
+func (s *state) unwait(id paas.TaskID, res chan<- outcome) {
 	if t, ok := s.tasks[id]; ok {
-		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- paas.TaskResult) bool { return w == res })
+		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- outcome) bool { return w == res })
 	}
 }
 

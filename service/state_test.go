@@ -109,14 +109,14 @@ func TestStateRunsTaskThroughToCompleted(t *testing.T) {
 	require.Len(t, starts, 1)
 	assert.Equal(t, id, starts[0].task.ID)
 	assert.Equal(t, 1, starts[0].task.Attempt)
-	res := make(chan paas.TaskResult, 1)
+	res := make(chan outcome, 1)
 	require.True(t, c.wait(id, res))
 
 	c.handlerDone(id, nil)
 	assert.Empty(t, res, "the result is not told before it is stored")
 	c.commitAll()
 	r := <-res
-	assert.Equal(t, paas.TaskResult{ID: id, State: paas.Completed, Attempts: 1}, r)
+	assert.Equal(t, outcome{res: paas.TaskResult{ID: id, State: paas.Completed, Attempts: 1}}, r)
 	_, cached := c.status(id)
 	assert.False(t, cached, "finished tasks leave the cache")
 	assert.Equal(t, paas.StatusSummary{Completed: 1}, c.summary())
@@ -318,13 +318,13 @@ func TestJudgeSortsHandlerErrors(t *testing.T) {
 func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
-	res := make(chan paas.TaskResult, 1)
+	res := make(chan outcome, 1)
 	c.wait(id, res)
 	c.dispatch()
 	c.commitAll()
 	c.handlerDone(id, &paas.PanicError{Value: "index out of range"})
 	c.commitAll()
-	assert.Equal(t, paas.TaskResult{ID: id, State: paas.Failed, Attempts: 1, Error: "handler panicked: index out of range"}, <-res)
+	assert.Equal(t, outcome{res: paas.TaskResult{ID: id, State: paas.Failed, Attempts: 1, Error: "handler panicked: index out of range"}}, <-res)
 }
 
 func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
@@ -500,7 +500,7 @@ func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 func TestStateUnwaitForgetsWaiter(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
-	res := make(chan paas.TaskResult, 1)
+	res := make(chan outcome, 1)
 	c.wait(id, res)
 	c.unwait(id, res)
 	c.dispatch()
@@ -508,4 +508,25 @@ func TestStateUnwaitForgetsWaiter(t *testing.T) {
 	c.handlerDone(id, nil)
 	c.commitAll()
 	assert.Empty(t, res)
+}
+
+func TestStateWriteGivenUpTellsWaitersAndFreesTheSlot(t *testing.T) {
+	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	id := c.submit(record("a", paas.BackendNative, 1))
+	next := c.submit(record("b", paas.BackendNative, 1))
+	res := make(chan outcome, 1)
+	c.wait(id, res)
+	c.dispatch()
+	w := c.writes[0]
+	c.writes = nil
+	c.commit(written{Write: w, err: paas.ErrStoreClosed})
+
+	o := <-res
+	assert.ErrorIs(t, o.err, paas.ErrStoreClosed)
+	_, cached := c.status(id)
+	assert.False(t, cached, "the task is left to the store, which still holds it Pending")
+	assert.Equal(t, paas.StatusSummary{Pending: 1}, c.summary())
+	c.dispatch()
+	require.Len(t, c.writes, 1, "the worker slot was given back")
+	assert.Equal(t, next, c.writes[0].Record.ID)
 }

@@ -4,14 +4,23 @@
 //     proves it and stores the proof;
 //   - two backends with their own worker pools: the native backend, which runs the program
 //     without proving it, and a mock SP1 backend;
+//   - a durable store (store/bolt): one file, paas.db in the -data directory, that keeps both
+//     the service's tasks and the handler's proofs, so they outlive the process;
 //   - submitting tasks, deduplication of a repeated submit, a transient failure retried with
 //     backoff, waiting for results, and reading the stored proofs and the service's Summary;
-//   - starting and stopping the service.
+//   - starting and stopping the service, then closing the store.
 //
 // Run it with:
 //
-//	go run ./examples/quickstart          # with the service's logs on stderr
-//	go run ./examples/quickstart -quiet   # results only
+//	go run ./examples/quickstart                 # with the service's logs on stderr
+//	go run ./examples/quickstart -quiet          # results only
+//	go run ./examples/quickstart -data /tmp/q    # keep the data in /tmp/q instead of ./data
+//
+// Run it twice: the second run finds the first run's tasks completed in paas.db. Submitting the
+// same programs returns the same task ids, nothing is proven again, and the PROVEN column says
+// "earlier run" instead of "now". Delete the data directory to start over. Only one process
+// may have the file open at a time: a second quickstart on the same directory fails within a
+// second with bolt.ErrLocked instead of waiting for the first.
 package main
 
 import (
@@ -25,7 +34,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -35,7 +46,7 @@ import (
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/service"
-	"github.com/zkpaas/paas/store/memory"
+	"github.com/zkpaas/paas/store/bolt"
 )
 
 // FibProgram asks for the N-th Fibonacci number. Its JSON encoding, routing key and backend
@@ -94,6 +105,42 @@ func flakyFetcher() handler.InputFetcher[FibProgram, uint64] {
 	})
 }
 
+// recordingStorer stores proofs in a bolt.Store and remembers the tasks whose proofs it stored,
+// that is, the tasks proven by this process. A completed task it does not remember was proven
+// by an earlier run, whose proof the store kept.
+type recordingStorer struct {
+	store *bolt.Store
+
+	mu     sync.Mutex
+	proven map[paas.TaskID]bool
+}
+
+// StoreProof implements handler.ProofStorer: it stores the proof, then records the task.
+func (s *recordingStorer) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Proof) error {
+	if err := s.store.StoreProof(ctx, id, proof); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proven == nil {
+		s.proven = make(map[paas.TaskID]bool)
+	}
+	s.proven[id] = true
+	return nil
+}
+
+// Proof returns the proof stored for task id, by this run or an earlier one.
+func (s *recordingStorer) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error) {
+	return s.store.Proof(ctx, id)
+}
+
+// provenNow reports whether this process stored the proof of task id.
+func (s *recordingStorer) provenNow(id paas.TaskID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proven[id]
+}
+
 // submission is one program to prove on one backend.
 type submission struct {
 	program FibProgram
@@ -102,23 +149,37 @@ type submission struct {
 
 func (s submission) String() string { return fmt.Sprintf("fib(%d) on %s", s.program.N, s.backend) }
 
+// options are the command line flags of the quickstart.
+type options struct {
+	quiet   bool   // print the results only, without the service's logs
+	dataDir string // directory of the data file paas.db; created if missing
+}
+
+// dataFile is the name of the file, in options.dataDir, that keeps the tasks and the proofs.
+const dataFile = "paas.db"
+
 func main() {
-	quiet := flag.Bool("quiet", false, "print the results only, without the service's logs")
+	var opts options
+	flag.BoolVar(&opts.quiet, "quiet", false, "print the results only, without the service's logs")
+	flag.StringVar(&opts.dataDir, "data", "./data",
+		"directory of the file "+dataFile+", which keeps the tasks and proofs between runs; created if missing")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Stdout, *quiet); err != nil {
+	if err := run(ctx, os.Stdout, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts a prover service, proves a few programs on two backends, prints the results to
-// out and stops the service. It returns an error if anything unexpected happens.
-func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
+// run opens the store in opts.dataDir, starts a prover service on it, proves a few programs on
+// two backends (or finds them proven by an earlier run), prints the results to out, stops the
+// service and closes the store. It returns an error if anything unexpected happens, and one
+// wrapping bolt.ErrLocked if another process has the data file open.
+func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	logger := zap.NewNop()
-	if !quiet {
+	if !opts.quiet {
 		cfg := zap.NewDevelopmentConfig() // human-readable, on stderr
 		cfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
 		cfg.DisableStacktrace = true // a retried attempt is logged as a warning, not a crash
@@ -128,9 +189,28 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 		defer func() { _ = logger.Sync() }()
 	}
 
-	// 1. The handler: fetch the input, prove it on the task's backend, store the proof.
-	tasks := memory.New()            // where the service keeps its tasks
-	proofs := memory.NewProofStore() // where the handler stores the proofs
+	// 1. The store: one file for the service's tasks and the handler's proofs. Open locks it;
+	// a second process on the same file fails after bolt.DefaultLockTimeout (a second).
+	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
+	}
+	path := filepath.Join(opts.dataDir, dataFile)
+	store, err := bolt.Open(path, nil)
+	if errors.Is(err, bolt.ErrLocked) {
+		return fmt.Errorf("%w; is another quickstart running on %s? Stop it, or pass another -data", err, opts.dataDir)
+	}
+	if err != nil {
+		return err
+	}
+	// Deferred before the service starts, so it runs after Stop, once nothing writes.
+	defer func() {
+		if closeErr := store.Close(); closeErr != nil && err == nil {
+			err = closeErr
+		}
+	}()
+	proofs := &recordingStorer{store: store}
+
+	// 2. The handler: fetch the input, prove it on the task's backend, store the proof.
 	fibHandler := &handler.RemoteProofHandler[FibProgram, uint64]{
 		Fetcher: flakyFetcher(),
 		Resolver: handler.HostMap[FibProgram, uint64]{
@@ -143,12 +223,12 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 		return err
 	}
 
-	// 2. The service: two native workers and one SP1 worker, quick retries for the demo.
+	// 3. The service: two native workers and one SP1 worker, quick retries for the demo.
 	svc, err := service.New(paas.Config{
 		Workers: map[paas.Backend]int64{paas.BackendNative: 2, paas.BackendSP1: 1},
 		Retry:   &paas.RetryConfig{MaxRetries: 3, BaseDelay: 100 * time.Millisecond},
 		Logger:  logger,
-	}, tasks, map[paas.RoutingKey]handler.ProofHandler{"fib": fibHandler})
+	}, store, map[paas.RoutingKey]handler.ProofHandler{"fib": fibHandler})
 	if err != nil {
 		return err
 	}
@@ -165,7 +245,8 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 	}()
 	h := svc.Handle()
 
-	// 3. Submit. Submit returns once the task is stored; the workers prove in the background.
+	// 4. Submit. Submit returns once the task is stored; the workers prove in the background.
+	// A program already in the store, from an earlier run, keeps its task: Submit returns its id.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	submissions := []submission{
@@ -192,9 +273,14 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 	}
 	fmt.Fprintf(out, "submitted %d programs; %s again is the same task %s\n\n", len(submissions), submissions[0], short(dup))
 
-	// 4. Wait for every task and print what it proved.
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tPROGRAM\tSTATE\tATTEMPTS\tPUBLIC VALUE\tRECEIPT")
+	// 5. Wait for every task and print what it proved, and whether this run proved it.
+	type row struct {
+		res    paas.TaskResult
+		proof  handler.Proof
+		proven string
+	}
+	rows := make([]row, len(submissions))
+	earlier := 0
 	for i, s := range submissions {
 		res, err := h.Wait(ctx, ids[i])
 		if err != nil {
@@ -207,22 +293,41 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
-		receipt := "-" // the native backend proves nothing
-		if len(proof.Receipt) > 0 {
-			receipt = "sha256:" + hex.EncodeToString(proof.Receipt[:6]) + "..."
+		rows[i] = row{res: res, proof: proof, proven: "now"}
+		if !proofs.provenNow(res.ID) {
+			rows[i].proven = "earlier run"
+			earlier++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", short(res.ID), s, res.State, res.Attempts, proof.PublicValues, receipt)
+	}
+	if earlier == 0 {
+		fmt.Fprintf(out, "data: %s (no program was proven by an earlier run; run again to find them all done)\n\n", path)
+	} else {
+		fmt.Fprintf(out, "data: %s (%d of %d programs were proven by an earlier run; delete the folder to start over)\n\n",
+			path, earlier, len(submissions))
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tPROGRAM\tSTATE\tATTEMPTS\tPUBLIC VALUE\tRECEIPT\tPROVEN")
+	for i, s := range submissions {
+		r := rows[i]
+		receipt := "-" // the native backend proves nothing
+		if len(r.proof.Receipt) > 0 {
+			receipt = "sha256:" + hex.EncodeToString(r.proof.Receipt[:6]) + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+			short(r.res.ID), s, r.res.State, r.res.Attempts, r.proof.PublicValues, receipt, r.proven)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
-	// 5. The Summary counts tasks by state.
+	// 6. The Summary counts the unfinished tasks of the store, and the tasks that reached a
+	// final state since the service started: on a second run, the completed ones are not
+	// counted again.
 	sum, err := h.Summary(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(out, "\nsummary:")
+	fmt.Fprint(out, "\nsummary since the service started:")
 	for _, state := range paas.States {
 		fmt.Fprintf(out, " %s=%d", state, sum.Count(state))
 	}
@@ -230,5 +335,10 @@ func run(ctx context.Context, out io.Writer, quiet bool) (err error) {
 	return nil
 }
 
-// short returns the first characters of a task id, enough to tell the tasks of a run apart.
-func short(id paas.TaskID) string { return id.String()[:8] }
+// short returns the last 8 characters of a task id, enough to tell the tasks apart. Not the
+// first ones: a task id is a UUIDv7, which begins with its creation time in milliseconds, the
+// same for all the tasks submitted in one millisecond. It ends with random bits.
+func short(id paas.TaskID) string {
+	s := id.String()
+	return s[len(s)-8:]
+}
