@@ -2,6 +2,7 @@ package paas
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -13,12 +14,16 @@ import (
 
 // Retry defaults, used by DefaultRetryConfig and for zero fields of a RetryConfig.
 const (
-	DefaultMaxRetries = 3
-	DefaultBaseDelay  = time.Second
-	DefaultMultiplier = 2.0
-	DefaultMaxDelay   = 5 * time.Minute
-	DefaultJitter     = 0.1
+	DefaultMaxRetries  = 3
+	DefaultBaseDelay   = time.Second
+	DefaultMultiplier  = 2.0
+	DefaultMaxDelay    = 5 * time.Minute
+	DefaultJitter      = 0.1
+	DefaultMaxRestarts = 3
 )
+
+// DefaultMaxInputWait is the Config.MaxInputWait used when it is zero.
+const DefaultMaxInputWait = 24 * time.Hour
 
 // Config configures a ProverService. The zero value of every field but Workers is usable.
 type Config struct {
@@ -29,6 +34,17 @@ type Config struct {
 
 	// Retry is the retry policy for transient handler errors. Nil means DefaultRetryConfig().
 	Retry *RetryConfig
+
+	// Timeouts bounds each attempt of a task on a backend, unless the task has a timeout of its
+	// own (Timeout at Submit). When it runs out the handler's context is cancelled and the
+	// attempt counts as a transient failure: it is retried under Retry like any other, and each
+	// retry gets the full timeout again. A backend absent from the map has no timeout.
+	Timeouts map[Backend]time.Duration
+
+	// MaxInputWait bounds how long, in all, a task may wait for its input (handlers returning
+	// NotReady), counted from the first time it was not ready. Past it the task fails. Zero
+	// means DefaultMaxInputWait (24h).
+	MaxInputWait time.Duration
 
 	// Codec encodes programs at Submit. Nil means JSONCodec.
 	Codec Codec
@@ -58,28 +74,32 @@ type RetryConfig struct {
 	// Jitter is the largest fraction of a delay that is randomly taken off, in [0, 1].
 	// Zero means no jitter; DefaultRetryConfig uses DefaultJitter (0.1).
 	Jitter float64
+	// MaxRestarts is how many attempts may fail with Restart (discarding the task's
+	// checkpoint), a budget apart from MaxRetries; 0 means a Restart fails the task.
+	MaxRestarts int
 }
 
 // DefaultRetryConfig returns the retry policy used when Config.Retry is nil: 3 retries, 1s
 // doubling up to 5m, 10% jitter.
 func DefaultRetryConfig() RetryConfig {
 	return RetryConfig{
-		MaxRetries: DefaultMaxRetries,
-		BaseDelay:  DefaultBaseDelay,
-		Multiplier: DefaultMultiplier,
-		MaxDelay:   DefaultMaxDelay,
-		Jitter:     DefaultJitter,
+		MaxRetries:  DefaultMaxRetries,
+		BaseDelay:   DefaultBaseDelay,
+		Multiplier:  DefaultMultiplier,
+		MaxDelay:    DefaultMaxDelay,
+		Jitter:      DefaultJitter,
+		MaxRestarts: DefaultMaxRestarts,
 	}
 }
 
 // WithDefaults returns a copy of c with every unset field set to its default. It never
 // modifies c or the maps it holds.
 func (c Config) WithDefaults() Config {
-	workers := make(map[Backend]int64, len(c.Workers))
-	for b, n := range c.Workers {
-		workers[b] = n
+	c.Workers = maps.Clone(c.Workers)
+	c.Timeouts = maps.Clone(c.Timeouts)
+	if c.MaxInputWait == 0 {
+		c.MaxInputWait = DefaultMaxInputWait
 	}
-	c.Workers = workers
 	retry := DefaultRetryConfig()
 	if c.Retry != nil {
 		retry = c.Retry.WithDefaults()
@@ -111,6 +131,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: Workers[%q] = %d, want >= 1", ErrInvalidConfig, b, n)
 		}
 	}
+	for b, d := range c.Timeouts {
+		if d < 0 {
+			return fmt.Errorf("%w: Timeouts[%q] = %s, want >= 0", ErrInvalidConfig, b, d)
+		}
+	}
+	if c.MaxInputWait < 0 {
+		return fmt.Errorf("%w: MaxInputWait = %s, want >= 0", ErrInvalidConfig, c.MaxInputWait)
+	}
 	if c.Retry != nil {
 		if err := c.Retry.Validate(); err != nil {
 			return err
@@ -139,6 +167,8 @@ func (r RetryConfig) Validate() error {
 	switch {
 	case r.MaxRetries < 0:
 		return fmt.Errorf("%w: Retry.MaxRetries = %d, want >= 0", ErrInvalidConfig, r.MaxRetries)
+	case r.MaxRestarts < 0:
+		return fmt.Errorf("%w: Retry.MaxRestarts = %d, want >= 0", ErrInvalidConfig, r.MaxRestarts)
 	case r.BaseDelay <= 0:
 		return fmt.Errorf("%w: Retry.BaseDelay = %s, want > 0", ErrInvalidConfig, r.BaseDelay)
 	case math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0) || r.Multiplier < 1:

@@ -35,6 +35,14 @@ var (
 	// ErrInvalidWeight: the program's weight is below 1 or above its backend's capacity, so it
 	// could never run.
 	ErrInvalidWeight = errors.New("paas: invalid task weight")
+	// ErrInvalidOption: an option of Submit, or an argument of another call, is out of range.
+	ErrInvalidOption = errors.New("paas: invalid option")
+	// ErrUnknownDependency: Submit named a dependency that is no task.
+	ErrUnknownDependency = errors.New("paas: unknown dependency")
+	// ErrDependencyCycle: Submit made a task depend on itself.
+	ErrDependencyCycle = errors.New("paas: dependency cycle")
+	// ErrNotRetryable is returned by Retry for a task that is not Failed or Cancelled.
+	ErrNotRetryable = errors.New("paas: only a failed or cancelled task can be retried")
 )
 
 // TaskError describes a task that ended Failed or Cancelled. TaskResult.Err returns it.
@@ -42,6 +50,7 @@ type TaskError struct {
 	ID      TaskID
 	State   TaskState
 	Message string // the last error, for a Failed task
+	Err     error  // a *DependencyError if a dependency failed the task, else nil
 }
 
 func (e *TaskError) Error() string {
@@ -49,6 +58,22 @@ func (e *TaskError) Error() string {
 		return fmt.Sprintf("paas: task %s %s", e.ID, e.State)
 	}
 	return fmt.Sprintf("paas: task %s %s: %s", e.ID, e.State, e.Message)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// DependencyError says which dependency kept a task from running: it ended Failed or
+// Cancelled (or, at Submit, had already).
+type DependencyError struct {
+	ID    TaskID
+	State TaskState // the dependency's state, where known
+}
+
+func (e *DependencyError) Error() string {
+	if e.State == 0 {
+		return fmt.Sprintf("paas: dependency %s did not complete", e.ID)
+	}
+	return fmt.Sprintf("paas: dependency %s %s", e.ID, e.State)
 }
 
 // PermanentError marks a handler error that retrying cannot fix. Build it with Permanent.
@@ -84,6 +109,45 @@ func RetryAfter(err error, d time.Duration) error {
 		return nil
 	}
 	return &RetryAfterError{Err: err, Delay: max(d, 0)}
+}
+
+// NotReadyError says that a task's input is not ready yet. Build it with NotReady.
+type NotReadyError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *NotReadyError) Error() string {
+	return fmt.Sprintf("input not ready, look again after %s: %v", e.After, e.Err)
+}
+func (e *NotReadyError) Unwrap() error { return e.Err }
+
+// NotReady wraps err to say that the task's input is not ready yet (a block not yet final, a
+// batch not yet sealed): the task is Blocked and looked at again after d, without spending its
+// retry budget. Config.MaxInputWait bounds how long a task may wait so in all; past it the task
+// fails. NotReady(nil, d) is nil; a negative d counts as 0.
+func NotReady(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &NotReadyError{Err: err, After: max(d, 0)}
+}
+
+// RestartError asks for the next attempt to start fresh. Build it with Restart.
+type RestartError struct{ Err error }
+
+func (e *RestartError) Error() string { return "restart: " + e.Err.Error() }
+func (e *RestartError) Unwrap() error { return e.Err }
+
+// Restart wraps err to say that the task's checkpoint is useless (a remote proof request that
+// was lost or rejected): the checkpoint is discarded and the task is retried from scratch. Such
+// failures count against Retry.MaxRestarts, not MaxRetries; any other transient error keeps the
+// checkpoint for the next attempt to resume from. Restart(nil) is nil.
+func Restart(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &RestartError{Err: err}
 }
 
 // PanicError is the error recorded for a handler that panicked. The task fails without retries.

@@ -15,6 +15,14 @@ import (
 
 func TestOnlyLegalTransitionsAreAllowed(t *testing.T) {
 	legal := map[[2]paas.TaskState]bool{
+		{paas.Blocked, paas.Pending}:      true,
+		{paas.Blocked, paas.Failed}:       true,
+		{paas.Blocked, paas.Cancelled}:    true,
+		{paas.InProgress, paas.Blocked}:   true,
+		{paas.Failed, paas.Pending}:       true, // an operator's Retry
+		{paas.Failed, paas.Blocked}:       true,
+		{paas.Cancelled, paas.Pending}:    true,
+		{paas.Cancelled, paas.Blocked}:    true,
 		{paas.Pending, paas.InProgress}:   true,
 		{paas.Pending, paas.Cancelled}:    true,
 		{paas.InProgress, paas.Completed}: true,

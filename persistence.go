@@ -17,14 +17,27 @@ type TaskRecord struct {
 	Backend    Backend
 	Program    []byte // encoded by the service's Codec
 	Weight     int64
-	State      TaskState
-	// Attempts is how many attempts have started. It is never reset, so the retry budget
-	// survives every transition and every restart.
-	Attempts      int
-	LastError     string
-	NextAttemptAt time.Time // when a Retrying task is due; zero otherwise
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	Priority   int      // higher runs first within a backend
+	DependsOn  []TaskID // tasks that must complete before this one runs
+	// Timeout bounds each attempt; zero means the backend's default (Config.Timeouts).
+	Timeout time.Duration
+	State   TaskState
+	// Attempts is how many attempts have counted against the retry budget. It is reset only by
+	// an operator's Retry, so the budget survives every transition and every restart.
+	Attempts int
+	// Restarts is how many attempts failed with Restart, against Retry.MaxRestarts.
+	Restarts int
+	// Checkpoint is the handler's last saved checkpoint, or nil.
+	Checkpoint []byte
+	LastError  string
+	// FailedDependency is the dependency whose failure failed this task, or zero.
+	FailedDependency TaskID
+	// NextAttemptAt is when a Retrying task, or one Blocked on its input, is due; zero otherwise.
+	NextAttemptAt time.Time
+	// WaitingSince is when the task first found its input not ready; zero if it never did.
+	WaitingSince time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Status returns the public view of the record.
@@ -34,7 +47,10 @@ func (r TaskRecord) Status() TaskStatus {
 		RoutingKey:    r.RoutingKey,
 		Backend:       r.Backend,
 		State:         r.State,
+		Priority:      r.Priority,
+		DependsOn:     append([]TaskID(nil), r.DependsOn...),
 		Attempts:      r.Attempts,
+		Restarts:      r.Restarts,
 		LastError:     r.LastError,
 		NextAttemptAt: r.NextAttemptAt,
 		CreatedAt:     r.CreatedAt,
@@ -47,6 +63,7 @@ func (r TaskRecord) Result() TaskResult {
 	res := TaskResult{ID: r.ID, State: r.State, Attempts: r.Attempts}
 	if r.State == Failed {
 		res.Error = r.LastError
+		res.FailedDependency = r.FailedDependency
 	}
 	return res
 }
@@ -55,6 +72,12 @@ func (r TaskRecord) Result() TaskResult {
 func (r TaskRecord) Clone() TaskRecord {
 	if r.Program != nil {
 		r.Program = append([]byte(nil), r.Program...)
+	}
+	if r.DependsOn != nil {
+		r.DependsOn = append([]TaskID(nil), r.DependsOn...)
+	}
+	if r.Checkpoint != nil {
+		r.Checkpoint = append([]byte(nil), r.Checkpoint...)
 	}
 	return r
 }
@@ -74,6 +97,10 @@ type TaskStore interface {
 	Get(ctx context.Context, id TaskID) (TaskRecord, error)
 	// Unfinished returns every record not in a final state, in Seq order.
 	Unfinished(ctx context.Context) ([]TaskRecord, error)
+	// Prune deletes the tasks in a final state (Completed, Failed, Cancelled) last updated
+	// before the given time, and never an unfinished one. It returns how many it deleted. A
+	// pruned task is forgotten: submitting its program again makes a new task.
+	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
 // Write is one change for a store to persist: the insert of a new task or the update of one.

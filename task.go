@@ -1,6 +1,7 @@
 package paas
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -37,15 +38,16 @@ func (id *TaskID) UnmarshalText(b []byte) error { return (*uuid.UUID)(id).Unmars
 
 // TaskState is where a task is in its lifecycle.
 //
-//	          ┌──────────── Cancel ─────────────┐
-//	          │                                 ▼
-//	Submit → Pending ──→ InProgress ──→ Completed | Failed | Cancelled
-//	          ▲            │    │
-//	          │            │    └─ interrupted by Stop ─→ Pending (the attempt is not counted)
-//	          │            ▼
-//	          └─ due ── Retrying ── Cancel ─→ Cancelled
+//	Submit ─→ Blocked ─ dependencies done, or input due ─→ Pending
+//	   └────────────────────────────────────────────────→ Pending ──→ InProgress ──→ Completed
+//	                                                        ▲            │  │  │
+//	                                                        └─ Retrying ←┘  │  └──→ Failed
+//	                                                          (when due)    └─ input not ready ─→ Blocked
 //
-// Completed, Failed and Cancelled are final.
+// Any unfinished task can be Cancelled; a Blocked task whose dependency fails, or whose input
+// stays not ready too long, is Failed; a running task interrupted by Stop goes back to Pending.
+// Completed, Failed and Cancelled are final: such a task never runs again on its own, though an
+// operator may Retry a Failed or Cancelled one.
 type TaskState uint8
 
 const (
@@ -61,12 +63,16 @@ const (
 	Failed
 	// Cancelled: cancelled by the user. Final.
 	Cancelled
+	// Blocked: waiting for its dependencies to complete, or for its input to be ready (then
+	// TaskStatus.NextAttemptAt says when it is looked at again).
+	Blocked
 )
 
 // States lists every TaskState in lifecycle order.
-var States = []TaskState{Pending, InProgress, Retrying, Completed, Failed, Cancelled}
+var States = []TaskState{Blocked, Pending, InProgress, Retrying, Completed, Failed, Cancelled}
 
 var stateNames = map[TaskState]string{
+	Blocked:    "blocked",
 	Pending:    "pending",
 	InProgress: "in_progress",
 	Retrying:   "retrying",
@@ -91,11 +97,15 @@ func (s TaskState) Final() bool { return s == Completed || s == Failed || s == C
 
 // transitions holds every legal move between states; anything else is a bug.
 var transitions = map[TaskState][]TaskState{
+	Blocked:    {Pending, Failed, Cancelled},
 	Pending:    {InProgress, Cancelled},
-	InProgress: {Completed, Failed, Retrying, Cancelled, Pending},
+	InProgress: {Completed, Failed, Retrying, Cancelled, Pending, Blocked},
 	// A retrying task is picked up again as Pending when due; a task found InProgress after a
 	// crash and out of budget goes straight to Failed.
 	Retrying: {Pending, Cancelled, Failed},
+	// Only by an operator's Retry.
+	Failed:    {Pending, Blocked},
+	Cancelled: {Pending, Blocked},
 }
 
 // CanTransitionTo reports whether a task may move from s to next.
@@ -117,6 +127,32 @@ type Task struct {
 	Program []byte
 	// Attempt counts from 1 for the first attempt.
 	Attempt int
+	// DependsOn lists the tasks that completed before this one could start; a handler reads
+	// their proofs from its proof store.
+	DependsOn []TaskID
+	// Checkpoint is the last checkpoint saved for this task by SaveCheckpoint, in this attempt
+	// or an earlier one, or nil. It is cleared when an attempt fails with Restart.
+	Checkpoint []byte
+	// SaveCheckpoint persists a small checkpoint for the task, such as the id of a proof
+	// request on a remote network, so that the next attempt, even after a restart, can pick the
+	// request up instead of paying for a new one. It returns once the checkpoint is stored. The
+	// service sets it; tests of a handler may set their own.
+	SaveCheckpoint func(ctx context.Context, checkpoint []byte) error
+}
+
+type taskKey struct{}
+
+// ContextWithTask returns a copy of ctx that carries task. The service gives every handler such
+// a context, so that code deep inside a handler (an InputFetcher, a Host) can learn which task
+// it works for.
+func ContextWithTask(ctx context.Context, task Task) context.Context {
+	return context.WithValue(ctx, taskKey{}, task)
+}
+
+// TaskFromContext returns the task carried by ctx, if any.
+func TaskFromContext(ctx context.Context) (Task, bool) {
+	t, ok := ctx.Value(taskKey{}).(Task)
+	return t, ok
 }
 
 // TaskStatus is a snapshot of a task, as returned by ProverHandle.Status.
@@ -125,11 +161,17 @@ type TaskStatus struct {
 	RoutingKey RoutingKey
 	Backend    Backend
 	State      TaskState
-	// Attempts is how many attempts have started, including one in progress.
+	Priority   int
+	DependsOn  []TaskID
+	// Attempts is how many attempts have counted against the retry budget, including one in
+	// progress. Attempts that found the input not ready do not count.
 	Attempts int
+	// Restarts is how many attempts failed with Restart, against Retry.MaxRestarts.
+	Restarts int
 	// LastError is the error of the last failed attempt, or empty.
 	LastError string
-	// NextAttemptAt is when a Retrying task runs again; zero in other states.
+	// NextAttemptAt is when a Retrying task, or a task Blocked on its input, is looked at
+	// again; zero otherwise.
 	NextAttemptAt time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
@@ -142,20 +184,28 @@ type TaskResult struct {
 	Attempts int
 	// Error is the last error for a Failed task, empty otherwise.
 	Error string
+	// FailedDependency is the dependency whose failure failed this task, or zero.
+	FailedDependency TaskID
 }
 
-// Err returns nil for a Completed task and a *TaskError describing the outcome otherwise.
+// Err returns nil for a Completed task and a *TaskError describing the outcome otherwise. For
+// a task failed by one of its dependencies, errors.As finds a *DependencyError in it.
 func (r TaskResult) Err() error {
 	if r.State == Completed {
 		return nil
 	}
-	return &TaskError{ID: r.ID, State: r.State, Message: r.Error}
+	err := &TaskError{ID: r.ID, State: r.State, Message: r.Error}
+	if !r.FailedDependency.IsZero() {
+		err.Err = &DependencyError{ID: r.FailedDependency}
+	}
+	return err
 }
 
-// StatusSummary counts the tasks of a service by state. Unfinished counts (Pending, InProgress,
-// Retrying) cover every unfinished task of the store the service runs on; the final counts cover
+// StatusSummary counts the tasks of a service by state. Unfinished counts (Blocked, Pending,
+// InProgress, Retrying) cover every unfinished task of the store the service runs on; the final counts cover
 // the tasks that reached their final state since the service started.
 type StatusSummary struct {
+	Blocked    int
 	Pending    int
 	InProgress int
 	Retrying   int
@@ -167,6 +217,8 @@ type StatusSummary struct {
 // Count returns the count for state s.
 func (s StatusSummary) Count(state TaskState) int {
 	switch state {
+	case Blocked:
+		return s.Blocked
 	case Pending:
 		return s.Pending
 	case InProgress:

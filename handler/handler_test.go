@@ -402,3 +402,28 @@ func TestProofHandlerFunc(t *testing.T) {
 	assert.Equal(t, errOut, h.Prove(t.Context(), want))
 	assert.Equal(t, want, got)
 }
+
+type proofMap map[paas.TaskID]handler.Proof
+
+func (m proofMap) Proof(_ context.Context, id paas.TaskID) (handler.Proof, error) {
+	p, ok := m[id]
+	if !ok {
+		return handler.Proof{}, errors.New("no proof")
+	}
+	return p, nil
+}
+
+func TestDependencyProofsReadsTheProofsOfTheTaskInTheContext(t *testing.T) {
+	a, b := paas.NewTaskID(), paas.NewTaskID()
+	proofs := proofMap{a: {Receipt: []byte("a")}, b: {Receipt: []byte("b")}}
+	ctx := paas.ContextWithTask(context.Background(), paas.Task{ID: paas.NewTaskID(), DependsOn: []paas.TaskID{b, a}})
+	got, err := handler.DependencyProofs(ctx, proofs)
+	require.NoError(t, err)
+	assert.Equal(t, []handler.Proof{{Receipt: []byte("b")}, {Receipt: []byte("a")}}, got, "in DependsOn order")
+
+	_, err = handler.DependencyProofs(context.Background(), proofs)
+	assert.ErrorIs(t, err, handler.ErrNoTask)
+	missing := paas.ContextWithTask(context.Background(), paas.Task{DependsOn: []paas.TaskID{paas.NewTaskID()}})
+	_, err = handler.DependencyProofs(missing, proofs)
+	assert.ErrorContains(t, err, "proof of dependency")
+}

@@ -12,12 +12,15 @@ import (
 	"github.com/zkpaas/paas/clock"
 )
 
-// Due is a task whose retry time has come.
+// Due is a task whose time has come.
 type Due struct {
 	ID paas.TaskID
 	// At is the due time it was scheduled for. A receiver compares it with the task's current
 	// due time to drop entries that a later Schedule or a Cancel made stale.
 	At time.Time
+	// Kind is handed back as given: it tells the receiver what it scheduled the entry for
+	// (a retry, a deadline).
+	Kind int
 }
 
 // RetryScheduler runs one goroutine with one timer over a heap of due times, however many tasks
@@ -42,10 +45,10 @@ func New(c clock.Clock) *RetryScheduler {
 	return &RetryScheduler{clock: c, out: make(chan Due), wake: make(chan struct{}, 1)}
 }
 
-// Schedule asks for id to be handed back on Due() once the clock reaches at.
-func (s *RetryScheduler) Schedule(id paas.TaskID, at time.Time) {
+// Schedule asks for d to be handed back on Due() once the clock reaches d.At.
+func (s *RetryScheduler) Schedule(d Due) {
 	s.mu.Lock()
-	heap.Push(&s.entries, Due{ID: id, At: at})
+	heap.Push(&s.entries, d)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

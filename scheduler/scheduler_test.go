@@ -88,7 +88,7 @@ func requireNothingDelivered(t *testing.T, s *scheduler.RetryScheduler) {
 func settle(ctx context.Context, t *testing.T, s *scheduler.RetryScheduler, fake *clock.Fake) {
 	t.Helper()
 	sentinel := paas.NewTaskID()
-	s.Schedule(sentinel, fake.Now())
+	s.Schedule(scheduler.Due{ID: sentinel, At: fake.Now()})
 	require.Equal(t, sentinel, receive(ctx, t, s).ID)
 	require.NoError(t, fake.WaitForTimers(ctx, 1))
 }
@@ -98,7 +98,7 @@ func TestAScheduledEntryIsDeliveredWhenTheClockReachesItsDueTimeAndNotBefore(t *
 	s, fake := newScheduler(t)
 	id := paas.NewTaskID()
 	const d = 10 * time.Second
-	s.Schedule(id, t0.Add(d))
+	s.Schedule(scheduler.Due{ID: id, At: t0.Add(d)})
 
 	require.NoError(t, fake.WaitForTimers(ctx, 1))
 	fake.Advance(d - time.Nanosecond)
@@ -120,7 +120,7 @@ func TestEntriesComeOutInDueTimeOrderWhenScheduledOutOfOrder(t *testing.T) {
 	ids := make(map[time.Duration]paas.TaskID)
 	for _, o := range offsets {
 		ids[o] = paas.NewTaskID()
-		s.Schedule(ids[o], t0.Add(o*time.Second))
+		s.Schedule(scheduler.Due{ID: ids[o], At: t0.Add(o * time.Second)})
 	}
 
 	// One step at a time: each Advance makes exactly the next entry due.
@@ -143,7 +143,7 @@ func TestEntriesThatBecomeDueTogetherComeOutInDueTimeOrder(t *testing.T) {
 	for range n {
 		at := t0.Add(time.Duration(rng.IntN(1_000_000)+1) * time.Millisecond)
 		want = append(want, at)
-		s.Schedule(paas.NewTaskID(), at)
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: at})
 	}
 	slices.SortFunc(want, time.Time.Compare)
 
@@ -160,10 +160,10 @@ func TestAnEntryDueInThePastIsDeliveredWithoutAnyAdvance(t *testing.T) {
 	s, fake := newScheduler(t)
 	past, now := paas.NewTaskID(), paas.NewTaskID()
 
-	s.Schedule(past, t0.Add(-time.Hour))
+	s.Schedule(scheduler.Due{ID: past, At: t0.Add(-time.Hour)})
 	assert.Equal(t, scheduler.Due{ID: past, At: t0.Add(-time.Hour)}, receive(ctx, t, s))
 
-	s.Schedule(now, t0) // due exactly now counts as due
+	s.Schedule(scheduler.Due{ID: now, At: t0}) // due exactly now counts as due
 	assert.Equal(t, scheduler.Due{ID: now, At: t0}, receive(ctx, t, s))
 
 	assert.Equal(t, t0, fake.Now())
@@ -174,9 +174,9 @@ func TestScheduleOfAnEarlierTimeReArmsASchedulerSleepingOnALaterOne(t *testing.T
 	s, fake := newScheduler(t)
 	early, late := paas.NewTaskID(), paas.NewTaskID()
 
-	s.Schedule(late, t0.Add(time.Hour))
+	s.Schedule(scheduler.Due{ID: late, At: t0.Add(time.Hour)})
 	require.NoError(t, fake.WaitForTimers(ctx, 1)) // asleep until t0+1h
-	s.Schedule(early, t0.Add(time.Second))
+	s.Schedule(scheduler.Due{ID: early, At: t0.Add(time.Second)})
 	require.NoError(t, fake.WaitForTimers(ctx, 1))
 
 	// Had the scheduler kept sleeping on t0+1h, nothing would arrive now.
@@ -199,7 +199,7 @@ func TestManyWaitingEntriesShareOneTimerAndNoGoroutines(t *testing.T) {
 	const n = 100_000
 	maxTimers := 0
 	for i := range n {
-		s.Schedule(paas.NewTaskID(), t0.Add(time.Duration(rng.IntN(1_000_000)+1)*time.Millisecond))
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0.Add(time.Duration(rng.IntN(1_000_000)+1) * time.Millisecond)})
 		if i%100 == 0 {
 			maxTimers = max(maxTimers, fake.Timers())
 		}
@@ -218,7 +218,7 @@ func TestDueCarriesTheTimeTheEntryWasScheduledForNotTheTimeItWasDelivered(t *tes
 	s, fake := newScheduler(t)
 	id := paas.NewTaskID()
 	at := t0.Add(time.Second)
-	s.Schedule(id, at)
+	s.Schedule(scheduler.Due{ID: id, At: at})
 
 	require.NoError(t, fake.WaitForTimers(ctx, 1))
 	fake.Advance(time.Minute)
@@ -231,8 +231,8 @@ func TestAStaleEntryIsDeliveredAlongsideTheNewOneWithItsOwnAt(t *testing.T) {
 	ctx := testContext(t)
 	s, fake := newScheduler(t)
 	id := paas.NewTaskID()
-	s.Schedule(id, t0.Add(2*time.Second))
-	s.Schedule(id, t0.Add(time.Second)) // rescheduled earlier; the first entry is now stale
+	s.Schedule(scheduler.Due{ID: id, At: t0.Add(2 * time.Second)})
+	s.Schedule(scheduler.Due{ID: id, At: t0.Add(time.Second)}) // rescheduled earlier; the first entry is now stale
 	assert.Equal(t, 2, s.Len())
 
 	fake.Advance(2 * time.Second)
@@ -245,8 +245,8 @@ func TestScheduleNeverBlocksWhileTheSchedulerIsBlockedDeliveringAnEntryNobodyRea
 	s, fake := newScheduler(t)
 
 	first, blocked := paas.NewTaskID(), paas.NewTaskID()
-	s.Schedule(first, t0.Add(-2*time.Second))
-	s.Schedule(blocked, t0.Add(-time.Second))
+	s.Schedule(scheduler.Due{ID: first, At: t0.Add(-2 * time.Second)})
+	s.Schedule(scheduler.Due{ID: blocked, At: t0.Add(-time.Second)})
 	assert.Equal(t, first, receive(ctx, t, s).ID)
 	// The scheduler now goes straight on to hand over blocked, which nobody reads yet: it pops it
 	// and blocks on the send. All the Schedule calls below happen around or during that send.
@@ -255,7 +255,7 @@ func TestScheduleNeverBlocksWhileTheSchedulerIsBlockedDeliveringAnEntryNobodyRea
 	ids := make([]paas.TaskID, n)
 	for i := range n {
 		ids[i] = paas.NewTaskID()
-		s.Schedule(ids[i], t0.Add(time.Duration(n-i)*time.Millisecond)) // latest first
+		s.Schedule(scheduler.Due{ID: ids[i], At: t0.Add(time.Duration(n-i) * time.Millisecond)}) // latest first
 	}
 
 	assert.Equal(t, scheduler.Due{ID: blocked, At: t0.Add(-time.Second)}, receive(ctx, t, s))
@@ -276,7 +276,7 @@ func TestRunReturnsTheContextErrorWhenItsContextEnds(t *testing.T) {
 		runCtx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { errc <- s.Run(runCtx) }()
-		s.Schedule(paas.NewTaskID(), t0)
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0})
 		receive(ctx, t, s) // Run is going, and now has nothing left to do
 		cancel()
 		select {
@@ -290,7 +290,7 @@ func TestRunReturnsTheContextErrorWhenItsContextEnds(t *testing.T) {
 	t.Run("while sleeping on a timer", func(t *testing.T) {
 		fake := clock.NewFake(t0)
 		s := scheduler.New(fake)
-		s.Schedule(paas.NewTaskID(), t0.Add(time.Hour))
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0.Add(time.Hour)})
 		runCtx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { errc <- s.Run(runCtx) }()
@@ -307,8 +307,8 @@ func TestRunReturnsTheContextErrorWhenItsContextEnds(t *testing.T) {
 
 	t.Run("while blocked delivering", func(t *testing.T) {
 		s := scheduler.New(clock.NewFake(t0))
-		s.Schedule(paas.NewTaskID(), t0.Add(-2*time.Second))
-		s.Schedule(paas.NewTaskID(), t0.Add(-time.Second)) // due too; nobody reads it
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0.Add(-2 * time.Second)})
+		s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0.Add(-time.Second)}) // due too; nobody reads it
 		runCtx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { errc <- s.Run(runCtx) }()
@@ -344,9 +344,9 @@ func TestLenCountsWaitingEntriesIncludingStaleOnes(t *testing.T) {
 	assert.Equal(t, 0, s.Len())
 
 	id := paas.NewTaskID()
-	s.Schedule(id, t0.Add(time.Second))
-	s.Schedule(id, t0.Add(2*time.Second)) // same task again: both entries count
-	s.Schedule(paas.NewTaskID(), t0.Add(3*time.Second))
+	s.Schedule(scheduler.Due{ID: id, At: t0.Add(time.Second)})
+	s.Schedule(scheduler.Due{ID: id, At: t0.Add(2 * time.Second)}) // same task again: both entries count
+	s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0.Add(3 * time.Second)})
 	assert.Equal(t, 3, s.Len(), "Schedule without Run still records entries")
 
 	start(t, s)

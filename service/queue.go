@@ -2,8 +2,9 @@ package service
 
 import "container/heap"
 
-// taskQueue holds the Pending tasks of one backend in submission (Seq) order. A task that comes
-// back from a retry takes its original place, ahead of tasks submitted after it.
+// taskQueue holds the Pending tasks of one backend, highest priority first, then in submission
+// (Seq) order. A task that comes back from a retry takes its original place, ahead of tasks of
+// its priority submitted after it.
 //
 // Cancelling a queued task only clears its queued flag; the entry is dropped when it reaches
 // the head, which keeps removal O(1) without an index into the heap.
@@ -36,10 +37,15 @@ func (q *taskQueue) pop() *task {
 
 type seqHeap []*task
 
-func (h seqHeap) Len() int           { return len(h) }
-func (h seqHeap) Less(i, j int) bool { return h[i].rec.Seq < h[j].rec.Seq }
-func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *seqHeap) Push(x any)        { *h = append(*h, x.(*task)) }
+func (h seqHeap) Len() int { return len(h) }
+func (h seqHeap) Less(i, j int) bool {
+	if a, b := h[i].rec.Priority, h[j].rec.Priority; a != b {
+		return a > b
+	}
+	return h[i].rec.Seq < h[j].rec.Seq
+}
+func (h seqHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *seqHeap) Push(x any)   { *h = append(*h, x.(*task)) }
 func (h *seqHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]

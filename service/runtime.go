@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,7 +67,7 @@ func (s *ProverService) run(st *state) {
 		case e := <-s.ended:
 			st.handlerDone(e.id, e.err)
 		case d := <-sched.Due():
-			st.retryDue(d)
+			st.due(d)
 		case <-stopping:
 			st.stop()
 			stopping = nil
@@ -97,17 +98,21 @@ func (s *ProverService) gather(st *state) {
 // batch back for long.
 const maxGather = 1024
 
-// carryOut empties the outboxes of st other than writes: it schedules retries and launches
-// handlers.
+// carryOut empties the outboxes of st other than writes: it sets timers and launches handlers.
 func (s *ProverService) carryOut(st *state, sched *scheduler.RetryScheduler, workers *sync.WaitGroup) {
-	for _, d := range st.retries {
-		sched.Schedule(d.ID, d.At)
+	for _, d := range st.timers {
+		sched.Schedule(d)
 	}
-	st.retries = st.retries[:0]
+	st.timers = st.timers[:0]
 	for _, job := range st.starts {
 		h := s.handlers[job.task.RoutingKey]
+		task := job.task
+		task.SaveCheckpoint = func(ctx context.Context, checkpoint []byte) error {
+			return s.saveCheckpoint(ctx, task.ID, task.Attempt, checkpoint)
+		}
+		ctx := paas.ContextWithTask(job.ctx, task)
 		workers.Go(func() {
-			err := prove(job.ctx, h, job.task)
+			err := prove(ctx, h, task)
 			// The loop reads ended until no handler runs, so this send always completes.
 			s.ended <- ended{id: job.task.ID, err: err}
 		})
@@ -154,7 +159,7 @@ const (
 // persist writes a batch. Inserts are tried once: their errors go back to the submitter, and
 // the task does not exist. Updates record a change that has already happened (a handler ran, a
 // retry is due), so failed ones are tried again, with backoff, until they succeed, the store is
-// closed, or Stop gives up waiting.
+// closed or has lost the task (pruned under the service's feet), or Stop gives up waiting.
 func (s *ProverService) persist(batch []paas.Write) []written {
 	out := make([]written, len(batch))
 	todo := make([]int, len(batch)) // indexes into batch still to write
@@ -172,7 +177,7 @@ func (s *ProverService) persist(batch []paas.Write) []written {
 		for j, i := range todo {
 			w, r := batch[i], res[j]
 			out[i] = written{Write: w, stored: r.Record, err: r.Err}
-			if r.Err != nil && !w.Insert && !errors.Is(r.Err, paas.ErrStoreClosed) {
+			if r.Err != nil && !w.Insert && !errors.Is(r.Err, paas.ErrStoreClosed) && !errors.Is(r.Err, paas.ErrTaskNotFound) {
 				again = append(again, i)
 			}
 		}
@@ -218,6 +223,21 @@ func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
 		}
 	}
 	return res
+}
+
+// saveCheckpoint is Task.SaveCheckpoint: it persists a checkpoint through the loop, which
+// writes it like any change of the task, and returns once it is stored.
+func (s *ProverService) saveCheckpoint(ctx context.Context, id paas.TaskID, attempt int, checkpoint []byte) error {
+	ack := make(chan error, 1)
+	data := slices.Clone(checkpoint)
+	if err := s.deliver(ctx, func(st *state) { st.saveCheckpoint(id, attempt, data, ack) }); err != nil {
+		return err
+	}
+	err, rerr := receive(ctx, s, ack)
+	if rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // runnable reports why this service cannot run rec, if it cannot: the checks of Submit, for

@@ -21,6 +21,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -117,12 +118,46 @@ func (s *ProverService) Start(ctx context.Context) error {
 		// Nothing was started; Start may be called again.
 		return fmt.Errorf("paas: load unfinished tasks: %w", err)
 	}
+	ended, err := s.endedDependencies(ctx, recs)
+	if err != nil {
+		return err
+	}
 	st := newState(s.cfg, s.runnable)
-	st.load(recs)
+	st.load(recs, ended)
 	s.log.Info("service started", zap.Int("unfinished_tasks", len(recs)))
 	go s.run(st)
 	close(s.started)
 	return nil
+}
+
+// endedDependencies reads the state of the dependencies of Blocked tasks that are not among
+// recs, and so have ended (or been pruned: those are absent from the result).
+func (s *ProverService) endedDependencies(ctx context.Context, recs []paas.TaskRecord) (map[paas.TaskID]paas.TaskState, error) {
+	unfinished := make(map[paas.TaskID]bool, len(recs))
+	for _, r := range recs {
+		unfinished[r.ID] = true
+	}
+	ended := make(map[paas.TaskID]paas.TaskState)
+	for _, r := range recs {
+		if r.State != paas.Blocked {
+			continue
+		}
+		for _, dep := range r.DependsOn {
+			if _, seen := ended[dep]; seen || unfinished[dep] {
+				continue
+			}
+			rec, err := s.store.Get(ctx, dep)
+			switch {
+			case errors.Is(err, paas.ErrTaskNotFound):
+				ended[dep] = 0
+			case err != nil:
+				return nil, fmt.Errorf("paas: load dependency %s of task %s: %w", dep, r.ID, err)
+			default:
+				ended[dep] = rec.State
+			}
+		}
+	}
+	return ended, nil
 }
 
 func isClosed(c <-chan struct{}) bool {

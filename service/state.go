@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,24 +16,28 @@ import (
 
 // state is the synchronous core of the service: every decision about tasks is a plain method
 // here, and it starts no goroutines and does no I/O. What the decisions require of the outside
-// world goes to three outboxes (writes, starts, retries) that the run loop drains after every
+// world goes to three outboxes (writes, starts, timers) that the run loop drains after every
 // step. Tests drive it directly, without channels or timing.
 //
 // The cache holds the unfinished tasks. A change to a task becomes visible (to Status, waiters,
 // dispatch) only when the store has acknowledged its write: propose queues the write, commit
-// applies it. A task has at most one write in flight; what happens to it meanwhile (a Cancel)
-// is remembered on the task and acted on at commit.
+// applies it. A task has at most one write in flight; what happens to it meanwhile (a Cancel, a
+// dependency that ends, the end of its handler) is remembered on the task and acted on at
+// commit, by settle.
 type state struct {
-	retry    paas.RetryConfig
-	runnable func(paas.TaskRecord) error // whether this service can run a task; nil: all
-	now      func() time.Time
-	log      *zap.Logger
+	retry        paas.RetryConfig
+	timeouts     map[paas.Backend]time.Duration
+	maxInputWait time.Duration
+	runnable     func(paas.TaskRecord) error // whether this service can run a task; nil: all
+	now          func() time.Time
+	log          *zap.Logger
 
-	tasks   map[paas.TaskID]*task
-	byKey   map[paas.TaskKey]*task
-	inserts map[paas.TaskKey]*insertion // submits waiting for their insert to commit
-	queues  map[paas.Backend]*taskQueue // Pending tasks, by submission order
-	sems    map[paas.Backend]*semaphore.Weighted
+	tasks      map[paas.TaskID]*task
+	byKey      map[paas.TaskKey]*task
+	inserts    map[paas.TaskKey]*insertion // submits waiting for their insert to commit
+	dependents map[paas.TaskID][]*task     // unfinished task → Blocked tasks waiting for it
+	queues     map[paas.Backend]*taskQueue // Pending tasks, by priority then submission order
+	sems       map[paas.Backend]*semaphore.Weighted
 
 	counts   [numStates]int // per state; final states since start
 	running  int            // handlers started and not yet returned
@@ -40,28 +45,41 @@ type state struct {
 	stopping bool
 
 	// Outboxes.
-	writes  []paas.Write
-	starts  []start
-	retries []scheduler.Due
+	writes []paas.Write
+	starts []start
+	timers []scheduler.Due
 }
 
-const numStates = 6 // len(paas.States)
+const numStates = 7 // len(paas.States)
+
+// Kinds of scheduler entries.
+const (
+	dueAttempt  = iota // a Retrying task, or one Blocked on its input, may run again
+	dueDeadline        // the attempt running since then has used up its timeout
+)
 
 type task struct {
 	rec     paas.TaskRecord // as last committed
 	writing bool            // a write is in flight
 	queued  bool            // in its backend's queue
+	gone    bool            // not inserted (a duplicate, an error) or dropped: ignore it
 
 	run        context.Context         // the handler's context, set while it runs
 	cancel     context.CancelCauseFunc // cancels run
+	deadline   time.Time               // when run times out; zero if never
+	done       *verdict                // the handler's outcome, waiting for a write to commit
 	cancelReq  bool                    // the user asked to cancel
 	cancelAcks []chan<- error          // Cancel calls answered when the task is Cancelled
+	saveAck    chan<- error            // the SaveCheckpoint call answered at commit
+
+	deps      int         // dependencies not yet Completed
+	failedDep paas.TaskID // a dependency that ended Failed or Cancelled
 
 	waiters []chan<- outcome
 }
 
 type insertion struct {
-	id      paas.TaskID // of the record being inserted
+	task    *task // the task the insert creates, if it does
 	replies []chan<- submitReply
 }
 
@@ -89,17 +107,24 @@ type submitReply struct {
 	err error
 }
 
+// errResolve asks the submitter to read again from the store the dependencies it thought
+// unfinished: the service no longer holds them, so they have ended since.
+var errResolve = errors.New("dependencies ended meanwhile")
+
 func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 	s := &state{
-		retry:    *cfg.Retry,
-		runnable: runnable,
-		now:      cfg.Clock.Now,
-		log:      cfg.Logger,
-		tasks:    make(map[paas.TaskID]*task),
-		byKey:    make(map[paas.TaskKey]*task),
-		inserts:  make(map[paas.TaskKey]*insertion),
-		queues:   make(map[paas.Backend]*taskQueue),
-		sems:     make(map[paas.Backend]*semaphore.Weighted),
+		retry:        *cfg.Retry,
+		timeouts:     cfg.Timeouts,
+		maxInputWait: cfg.MaxInputWait,
+		runnable:     runnable,
+		now:          cfg.Clock.Now,
+		log:          cfg.Logger,
+		tasks:        make(map[paas.TaskID]*task),
+		byKey:        make(map[paas.TaskKey]*task),
+		inserts:      make(map[paas.TaskKey]*insertion),
+		dependents:   make(map[paas.TaskID][]*task),
+		queues:       make(map[paas.Backend]*taskQueue),
+		sems:         make(map[paas.Backend]*semaphore.Weighted),
 	}
 	for b, n := range cfg.Workers {
 		s.queues[b] = &taskQueue{}
@@ -109,9 +134,16 @@ func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 }
 
 // load adopts the unfinished records found in the store at start. Pending tasks are queued,
-// Retrying ones keep their due time, and InProgress ones were running when the process that ran
-// them stopped: that attempt counts, so a task that crashes the process runs out of budget.
-func (s *state) load(recs []paas.TaskRecord) {
+// Retrying ones and those Blocked on their input keep their due time, and InProgress ones were
+// running when the process that ran them stopped: that attempt counts, so a task that crashes
+// the process runs out of budget. ended holds the state of the dependencies of Blocked tasks
+// that are not among recs (zero for one the store does not have).
+func (s *state) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
+	var blocked []*task
+	unfinished := make(map[paas.TaskID]bool, len(recs))
+	for _, rec := range recs {
+		unfinished[rec.ID] = true
+	}
 	for _, rec := range recs {
 		if s.runnable != nil {
 			if err := s.runnable(rec); err != nil {
@@ -120,43 +152,93 @@ func (s *state) load(recs []paas.TaskRecord) {
 				continue
 			}
 		}
-		t := s.adopt(rec)
+		t := s.adopt(&task{rec: rec})
 		switch rec.State {
 		case paas.Pending:
 			s.enqueue(t)
 		case paas.Retrying:
-			s.retries = append(s.retries, scheduler.Due{ID: rec.ID, At: rec.NextAttemptAt})
+			s.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
 		case paas.InProgress:
-			s.settleAttempt(t, judge(errCrashed, nil, rec.Attempts, s.retry))
+			s.settleAttempt(t, judge(errCrashed, nil, rec, s.retry, s.now(), s.maxInputWait))
+		case paas.Blocked:
+			blocked = append(blocked, t)
 		}
+	}
+	// Dependencies are resolved once every task is cached, whatever the order of recs.
+	for _, t := range blocked {
+		if !t.rec.NextAttemptAt.IsZero() {
+			s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
+			continue
+		}
+		for _, dep := range t.rec.DependsOn {
+			switch st := ended[dep]; {
+			case s.tasks[dep] != nil:
+				s.await(t, dep)
+			case unfinished[dep]:
+				t.deps++ // a task this service cannot run: wait for a service that can
+			case st != paas.Completed && t.failedDep.IsZero():
+				t.failedDep = dep
+			}
+		}
+		s.settle(t)
 	}
 }
 
-func (s *state) adopt(rec paas.TaskRecord) *task {
-	t := &task{rec: rec}
-	s.tasks[rec.ID] = t
-	s.byKey[rec.Key] = t
-	s.counts[slot(rec.State)]++
+func (s *state) adopt(t *task) *task {
+	s.tasks[t.rec.ID] = t
+	s.byKey[t.rec.Key] = t
+	s.counts[slot(t.rec.State)]++
 	return t
 }
 
-// submit asks for rec, a new Pending task, to be stored, unless its key is known.
-func (s *state) submit(rec paas.TaskRecord, reply chan<- submitReply) {
+// await makes t wait for dep, a cached unfinished task.
+func (s *state) await(t *task, dep paas.TaskID) {
+	t.deps++
+	s.dependents[dep] = append(s.dependents[dep], t)
+}
+
+// submit asks for rec, a new task, to be stored, unless its key is known. unfinished lists
+// the dependencies of rec that the submitter found unfinished in the store; the others have
+// Completed.
+func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, reply chan<- submitReply) {
 	if s.stopping {
 		reply <- submitReply{err: paas.ErrStopped}
 		return
 	}
 	if t, ok := s.byKey[rec.Key]; ok {
-		reply <- submitReply{id: t.rec.ID}
+		reply <- s.duplicate(rec, t.rec.ID)
 		return
 	}
 	if in, ok := s.inserts[rec.Key]; ok {
 		in.replies = append(in.replies, reply)
 		return
 	}
-	s.inserts[rec.Key] = &insertion{id: rec.ID, replies: []chan<- submitReply{reply}}
+	for _, dep := range unfinished {
+		if s.tasks[dep] == nil {
+			reply <- submitReply{err: errResolve}
+			return
+		}
+	}
+	t := &task{}
+	for _, dep := range unfinished {
+		s.await(t, dep)
+	}
+	rec.State = paas.Pending
+	if t.deps > 0 {
+		rec.State = paas.Blocked
+	}
+	t.rec = rec
+	s.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
 	s.inflight++
 	s.writes = append(s.writes, paas.Write{Insert: true, Record: rec})
+}
+
+// duplicate answers a submit of rec whose key is already task id.
+func (s *state) duplicate(rec paas.TaskRecord, id paas.TaskID) submitReply {
+	if slices.Contains(rec.DependsOn, id) {
+		return submitReply{err: fmt.Errorf("%w: task %s would depend on itself", paas.ErrDependencyCycle, id)}
+	}
+	return submitReply{id: id}
 }
 
 // commit applies the store's answer to a write.
@@ -169,22 +251,16 @@ func (s *state) commit(w written) {
 	t := s.tasks[w.Record.ID]
 	t.writing = false
 	if w.err != nil {
-		// The writer gives up on an update only when the store is closed or Stop stopped
-		// waiting. The store still holds the previous state, which the next start resumes
-		// from; until then the task is left alone.
-		s.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
-		if t.rec.State == paas.Pending && w.Record.State == paas.InProgress {
-			s.sems[t.rec.Backend].Release(t.rec.Weight)
-		}
-		s.counts[slot(t.rec.State)]--
-		err := fmt.Errorf("paas: task %s: moving it to %s was not stored: %w", t.rec.ID, w.Record.State, w.err)
-		for _, w := range t.waiters {
-			w <- outcome{err: err}
-		}
-		for _, a := range t.cancelAcks {
-			a <- err
-		}
-		s.forget(t)
+		s.dropUnstored(t, w)
+		return
+	}
+	if t.saveAck != nil {
+		t.saveAck <- nil
+		t.saveAck = nil
+	}
+	if t.cancel != nil {
+		// A checkpoint of a running task: nothing else changes.
+		t.rec = w.Record
 		return
 	}
 	s.counts[slot(t.rec.State)]--
@@ -194,25 +270,69 @@ func (s *state) commit(w written) {
 	s.settle(t)
 }
 
+// dropUnstored gives up on a task whose write the writer gave up on, which it does only when
+// the store is closed, the task is gone from it, or Stop stopped waiting. The store still holds
+// the previous state, which the next start resumes from; until then the task is left alone.
+func (s *state) dropUnstored(t *task, w written) {
+	s.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
+	if t.rec.State == paas.Pending && w.Record.State == paas.InProgress {
+		s.sems[t.rec.Backend].Release(t.rec.Weight)
+	}
+	err := fmt.Errorf("paas: task %s: moving it to %s was not stored: %w", t.rec.ID, w.Record.State, w.err)
+	if t.saveAck != nil {
+		t.saveAck <- err
+		t.saveAck = nil
+		if t.cancel != nil {
+			return // the handler runs on; its outcome will be written, or fail, on its own
+		}
+	}
+	for _, w := range t.waiters {
+		w <- outcome{err: err}
+	}
+	for _, a := range t.cancelAcks {
+		a <- err
+	}
+	s.counts[slot(t.rec.State)]--
+	s.forget(t)
+}
+
 func (s *state) inserted(w written) {
 	in := s.inserts[w.Record.Key]
 	delete(s.inserts, w.Record.Key)
-	reply := submitReply{id: w.stored.ID, err: w.err}
-	if w.err == nil && w.stored.ID == in.id {
-		t := s.adopt(w.stored)
+	t := in.task
+	var reply submitReply
+	switch {
+	case w.err != nil:
+		reply.err = w.err
+	case w.stored.ID != w.Record.ID:
+		// The store had the key already: that task stands, this one was never created.
+		reply = s.duplicate(w.Record, w.stored.ID)
+	default:
+		reply.id = w.stored.ID
+		t.rec = w.stored
+		s.adopt(t)
 		s.debug("task submitted", t.rec)
-		s.enqueue(t)
+		s.settle(t)
+	}
+	if reply.err != nil || reply.id != w.Record.ID {
+		t.gone = true // its dependencies may still list it
 	}
 	for _, r := range in.replies {
 		r <- reply
 	}
 }
 
-// settle does what a task's newly committed state asks for.
+// settle does what a task's newly committed state, and what happened to it meanwhile, asks for.
 func (s *state) settle(t *task) {
-	switch st := t.rec.State; {
+	st := t.rec.State
+	switch {
 	case st.Final():
 		s.finish(t)
+	case t.done != nil:
+		// The handler returned while a checkpoint was being written.
+		v := *t.done
+		t.done = nil
+		s.settleAttempt(t, v)
 	case t.cancelReq:
 		// Cancel arrived while a write was in flight. A task that has just been moved to
 		// InProgress has not started its handler yet, so it is cancelled without running.
@@ -228,8 +348,22 @@ func (s *state) settle(t *task) {
 	case st == paas.Pending:
 		s.enqueue(t)
 	case st == paas.Retrying:
-		s.retries = append(s.retries, scheduler.Due{ID: t.rec.ID, At: t.rec.NextAttemptAt})
+		s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
+	case st == paas.Blocked && !t.rec.NextAttemptAt.IsZero():
+		s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt) // waiting for its input
+	case st == paas.Blocked && !t.failedDep.IsZero():
+		dep := t.failedDep
+		s.propose(t, paas.Failed, func(r *paas.TaskRecord) {
+			r.FailedDependency = dep
+			r.LastError = (&paas.DependencyError{ID: dep}).Error()
+		})
+	case st == paas.Blocked && t.deps == 0:
+		s.propose(t, paas.Pending, nil)
 	}
+}
+
+func (s *state) schedule(id paas.TaskID, at time.Time, kind int) {
+	s.timers = append(s.timers, scheduler.Due{ID: id, At: at, Kind: kind})
 }
 
 func (s *state) enqueue(t *task) {
@@ -241,17 +375,28 @@ func (s *state) enqueue(t *task) {
 func (s *state) launch(t *task) {
 	t.run, t.cancel = context.WithCancelCause(context.Background())
 	s.running++
+	timeout := t.rec.Timeout
+	if timeout == 0 {
+		timeout = s.timeouts[t.rec.Backend]
+	}
+	t.deadline = time.Time{}
+	if timeout > 0 {
+		t.deadline = s.now().Add(timeout)
+		s.schedule(t.rec.ID, t.deadline, dueDeadline)
+	}
 	s.starts = append(s.starts, start{ctx: t.run, task: paas.Task{
 		ID:         t.rec.ID,
 		RoutingKey: t.rec.RoutingKey,
 		Backend:    t.rec.Backend,
 		Program:    t.rec.Program,
 		Attempt:    t.rec.Attempts,
+		DependsOn:  slices.Clone(t.rec.DependsOn),
+		Checkpoint: slices.Clone(t.rec.Checkpoint),
 	}})
 }
 
-// finish answers everyone waiting on a task that reached a final state and drops it from the
-// cache: from now on the store alone knows it.
+// finish answers everyone waiting on a task that reached a final state, tells its dependents,
+// and drops it from the cache: from now on the store alone knows it.
 func (s *state) finish(t *task) {
 	res := t.rec.Result()
 	for _, w := range t.waiters {
@@ -265,10 +410,26 @@ func (s *state) finish(t *task) {
 		a <- ack
 	}
 	s.forget(t)
+	for _, d := range s.dependents[t.rec.ID] {
+		if d.gone {
+			continue
+		}
+		if t.rec.State == paas.Completed {
+			d.deps--
+		} else if d.failedDep.IsZero() {
+			d.failedDep = t.rec.ID
+		}
+		// A task not yet inserted, or with a write in flight, settles when that commits.
+		if !d.writing && s.tasks[d.rec.ID] == d {
+			s.settle(d)
+		}
+	}
+	delete(s.dependents, t.rec.ID)
 }
 
 func (s *state) forget(t *task) {
 	t.queued = false
+	t.gone = true
 	delete(s.tasks, t.rec.ID)
 	delete(s.byKey, t.rec.Key)
 }
@@ -285,14 +446,20 @@ func (s *state) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord
 	if edit != nil {
 		edit(&rec)
 	}
+	s.write(t, rec)
+}
+
+func (s *state) write(t *task, rec paas.TaskRecord) {
 	t.writing = true
 	s.inflight++
 	s.writes = append(s.writes, paas.Write{Record: rec})
 }
 
 // dispatch moves the heads of the backend queues to InProgress while their backend has free
-// capacity. Within a backend the order is strict FIFO: a heavy task at the head waits for
-// enough capacity and lighter ones behind it wait too, so it is never starved.
+// capacity. Within a backend the head is the task of highest priority, the oldest first among
+// equals, and it is strictly first: if it needs more capacity than is free, the tasks behind it
+// wait too, even light ones that would fit. So a heavy task is never starved by a stream of
+// light ones of its priority or below; only tasks of higher priority overtake it.
 func (s *state) dispatch() {
 	if s.stopping {
 		return
@@ -318,9 +485,13 @@ func (s *state) handlerDone(id paas.TaskID, err error) {
 	t.cancel(nil) // release the context's resources
 	t.run, t.cancel = nil, nil
 	s.sems[t.rec.Backend].Release(t.rec.Weight)
-	v := judge(err, cause, t.rec.Attempts, s.retry)
+	v := judge(err, cause, t.rec, s.retry, s.now(), s.maxInputWait)
 	if v.next == paas.Failed || v.next == paas.Retrying {
 		s.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.next))...)
+	}
+	if t.writing {
+		t.done = &v // a checkpoint is being written: one write at a time
+		return
 	}
 	s.settleAttempt(t, v)
 }
@@ -330,23 +501,59 @@ func (s *state) settleAttempt(t *task, v verdict) {
 		if v.refund {
 			r.Attempts--
 		}
+		if v.restart {
+			r.Restarts++
+			r.Checkpoint = nil
+		}
 		if v.lastErr != "" {
 			r.LastError = v.lastErr
 		}
+		if v.waiting && r.WaitingSince.IsZero() {
+			r.WaitingSince = r.UpdatedAt
+		}
 		r.NextAttemptAt = time.Time{}
-		if v.next == paas.Retrying {
+		if v.next == paas.Retrying || v.next == paas.Blocked {
 			r.NextAttemptAt = r.UpdatedAt.Add(v.delay)
 		}
 	})
 }
 
-// retryDue moves a Retrying task whose time has come back to Pending.
-func (s *state) retryDue(d scheduler.Due) {
+// due handles a scheduler entry whose time has come.
+func (s *state) due(d scheduler.Due) {
 	t, ok := s.tasks[d.ID]
-	if !ok || s.stopping || t.writing || t.rec.State != paas.Retrying || !t.rec.NextAttemptAt.Equal(d.At) {
-		return // stale: cancelled, rescheduled, or left for the next start
+	if !ok || s.stopping {
+		return // ended, or left for the next start
 	}
-	s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+	switch d.Kind {
+	case dueAttempt:
+		st := t.rec.State
+		if t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
+			return // stale: cancelled or rescheduled
+		}
+		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+	case dueDeadline:
+		if t.cancel != nil && t.deadline.Equal(d.At) {
+			t.cancel(errTimedOut)
+		}
+	}
+}
+
+// saveCheckpoint persists a checkpoint for the running attempt of task id.
+func (s *state) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
+	t, ok := s.tasks[id]
+	switch {
+	case !ok || t.cancel == nil || t.rec.Attempts != attempt:
+		ack <- fmt.Errorf("paas: task %s: attempt %d is not running", id, attempt)
+		return
+	case t.writing:
+		ack <- fmt.Errorf("paas: task %s: a checkpoint is being saved already", id)
+		return
+	}
+	rec := t.rec
+	rec.Checkpoint = data
+	rec.UpdatedAt = s.now()
+	t.saveAck = ack
+	s.write(t, rec)
 }
 
 // cancel cancels a cached task. ok is false if the task is not cached, in which case the store
@@ -372,6 +579,40 @@ func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	}
 	return true
+}
+
+// revive puts rec, a Failed or Cancelled task read from the store, back to work with a fresh
+// budget. unfinished lists its dependencies that the caller found unfinished in the store.
+func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
+	switch {
+	case s.stopping:
+		ack <- paas.ErrStopped
+		return
+	case s.tasks[rec.ID] != nil:
+		ack <- fmt.Errorf("%w: task %s is not finished", paas.ErrNotRetryable, rec.ID)
+		return
+	}
+	for _, dep := range unfinished {
+		if s.tasks[dep] == nil {
+			ack <- errResolve
+			return
+		}
+	}
+	t := s.adopt(&task{rec: rec})
+	for _, dep := range unfinished {
+		s.await(t, dep)
+	}
+	next := paas.Pending
+	if t.deps > 0 {
+		next = paas.Blocked
+	}
+	s.propose(t, next, func(r *paas.TaskRecord) {
+		r.Attempts, r.Restarts = 0, 0
+		r.LastError, r.FailedDependency = "", paas.TaskID{}
+		r.NextAttemptAt, r.WaitingSince = time.Time{}, time.Time{}
+		r.Checkpoint = nil
+	})
+	ack <- nil
 }
 
 // status returns a cached task's status; ok is false if the task is not cached.
@@ -402,6 +643,7 @@ func (s *state) unwait(id paas.TaskID, res chan<- outcome) {
 func (s *state) summary() paas.StatusSummary {
 	c := func(st paas.TaskState) int { return s.counts[slot(st)] }
 	return paas.StatusSummary{
+		Blocked:    c(paas.Blocked),
 		Pending:    c(paas.Pending),
 		InProgress: c(paas.InProgress),
 		Retrying:   c(paas.Retrying),

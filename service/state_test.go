@@ -49,7 +49,7 @@ func record(program string, backend paas.Backend, weight int64) paas.TaskRecord 
 // submit submits rec and commits its insert; it returns the new task's id.
 func (c *core) submit(rec paas.TaskRecord) paas.TaskID {
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, reply)
+	c.state.submit(rec, nil, reply)
 	c.commitAll()
 	r := <-reply
 	require.NoError(c.t, r.err)
@@ -127,10 +127,10 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, r1)
+	c.state.submit(rec, nil, r1)
 	dup := rec
 	dup.ID = paas.NewTaskID()
-	c.state.submit(dup, r2)
+	c.state.submit(dup, nil, r2)
 	require.Len(t, c.writes, 1, "one insert for two submits of the same key")
 	c.commitAll()
 	a, b := <-r1, <-r2
@@ -139,7 +139,7 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 
 	// Once cached, a duplicate is answered without touching the store.
 	r3 := make(chan submitReply, 1)
-	c.state.submit(dup, r3)
+	c.state.submit(dup, nil, r3)
 	assert.Empty(t, c.writes)
 	assert.Equal(t, rec.ID, (<-r3).id)
 }
@@ -148,7 +148,7 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, reply)
+	c.state.submit(rec, nil, reply)
 	w := c.writes[0]
 	c.writes = nil
 	existing := rec
@@ -166,8 +166,8 @@ func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, r1)
-	c.state.submit(rec, r2)
+	c.state.submit(rec, nil, r1)
+	c.state.submit(rec, nil, r2)
 	boom := errors.New("disk full")
 	w := c.writes[0]
 	c.writes = nil
@@ -248,9 +248,9 @@ func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) 
 		want := t0.Add(time.Second << (attempt - 1)) // 1s, then 2s
 		assert.Equal(t, want, st.NextAttemptAt)
 		assert.Equal(t, "prover busy", st.LastError)
-		require.Equal(t, []scheduler.Due{{ID: id, At: want}}, c.retries)
-		c.retries = nil
-		c.retryDue(scheduler.Due{ID: id, At: want})
+		require.Equal(t, []scheduler.Due{{ID: id, At: want}}, c.timers)
+		c.timers = nil
+		c.due(scheduler.Due{ID: id, At: want})
 		c.commitAll()
 		assert.Equal(t, paas.Pending, c.state_(id))
 	}
@@ -276,9 +276,9 @@ func TestStateStaleDueIsIgnored(t *testing.T) {
 	c.commitAll()
 	c.handlerDone(id, errors.New("x"))
 	c.commitAll()
-	c.retryDue(scheduler.Due{ID: id, At: t0.Add(time.Minute)})
+	c.due(scheduler.Due{ID: id, At: t0.Add(time.Minute)})
 	assert.Empty(t, c.writes, "a due time that is not the task's own is stale")
-	c.retryDue(scheduler.Due{ID: paas.NewTaskID(), At: t0})
+	c.due(scheduler.Due{ID: paas.NewTaskID(), At: t0})
 	assert.Empty(t, c.writes)
 }
 
@@ -307,11 +307,11 @@ func TestJudgeSortsHandlerErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, judge(tc.err, tc.cause, tc.attempts, policy))
+			assert.Equal(t, tc.want, judge(tc.err, tc.cause, paas.TaskRecord{Attempts: tc.attempts}, policy, t0, time.Hour))
 		})
 	}
 	t.Run("no retries", func(t *testing.T) {
-		assert.Equal(t, verdict{next: paas.Failed, lastErr: "transient"}, judge(transient, nil, 1, noJitter(0)))
+		assert.Equal(t, verdict{next: paas.Failed, lastErr: "transient"}, judge(transient, nil, paas.TaskRecord{Attempts: 1}, noJitter(0), t0, time.Hour))
 	})
 }
 
@@ -356,12 +356,12 @@ func TestStateCancelRetryingTask(t *testing.T) {
 	c.commitAll()
 	c.handlerDone(id, errors.New("x"))
 	c.commitAll()
-	due := c.retries[0]
+	due := c.timers[0]
 	ack := make(chan error, 1)
 	c.cancel(id, ack)
 	c.commitAll()
 	require.NoError(t, <-ack)
-	c.retryDue(due)
+	c.due(due)
 	assert.Empty(t, c.writes, "a cancelled task is not retried")
 }
 
@@ -441,7 +441,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	assert.False(t, c.idle(), "a handler still runs")
 
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("d", paas.BackendNative, 1), reply)
+	c.state.submit(record("d", paas.BackendNative, 1), nil, reply)
 	assert.ErrorIs(t, (<-reply).err, paas.ErrStopped)
 
 	c.interrupt()
@@ -466,8 +466,8 @@ func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
 	crashedTwice := record("c2", paas.BackendNative, 1)
 	crashedTwice.Seq, crashedTwice.State, crashedTwice.Attempts = 4, paas.InProgress, 2
 
-	c.load([]paas.TaskRecord{pending, retrying, crashed, crashedTwice})
-	assert.Equal(t, []scheduler.Due{{ID: retrying.ID, At: retrying.NextAttemptAt}}, c.retries, "a restart does not reset backoff")
+	c.load([]paas.TaskRecord{pending, retrying, crashed, crashedTwice}, nil)
+	assert.Equal(t, []scheduler.Due{{ID: retrying.ID, At: retrying.NextAttemptAt}}, c.timers, "a restart does not reset backoff")
 	written := c.commitAll()
 	require.Len(t, written, 2)
 	assert.Equal(t, paas.Retrying, written[0].State, "an interrupted attempt is retried under the budget")
@@ -492,7 +492,7 @@ func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 		}
 		return nil
 	})
-	st.load([]paas.TaskRecord{record("x", paas.BackendSP1, 1)})
+	st.load([]paas.TaskRecord{record("x", paas.BackendSP1, 1)}, nil)
 	assert.Equal(t, paas.StatusSummary{}, st.summary())
 	assert.Empty(t, st.writes)
 }

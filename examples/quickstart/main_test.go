@@ -71,7 +71,7 @@ func TestRun(t *testing.T) {
 			got := out.String()
 			assertTable(t, got, "now")
 			assert.Contains(t, got, "data: "+filepath.Join(dir, "paas.db")+" (no program was proven by an earlier run;")
-			assert.Contains(t, got, "\nsummary since the service started: pending=0 in_progress=0 retrying=0 completed=6 failed=0 cancelled=0\n")
+			assert.Contains(t, got, "\nsummary since the service started: blocked=0 pending=0 in_progress=0 retrying=0 completed=6 failed=0 cancelled=0\n")
 		})
 	}
 }
@@ -96,7 +96,7 @@ func TestSecondRunFindsTheFirstRunsProofs(t *testing.T) {
 	assert.Contains(t, got, "data: "+filepath.Join(dir, "paas.db")+
 		" (6 of 6 programs were proven by an earlier run; delete the folder to start over)\n")
 	// Nothing ran: no task reached a final state in the second service.
-	assert.Contains(t, got, "\nsummary since the service started: pending=0 in_progress=0 retrying=0 completed=0 failed=0 cancelled=0\n")
+	assert.Contains(t, got, "\nsummary since the service started: blocked=0 pending=0 in_progress=0 retrying=0 completed=0 failed=0 cancelled=0\n")
 
 	before, after := parseTable(t, first.String()), parseTable(t, got)
 	require.Len(t, before, len(programs))

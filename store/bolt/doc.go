@@ -14,8 +14,10 @@
 //
 // Every stored value carries a format version and a checksum. A value that cannot be read back
 // (damaged on disk, written by a newer release) is reported as a *CorruptRecordError naming the
-// task, by Get, by Unfinished, and by the writes that need it. Unfinished fails rather than leave
-// out a task it cannot read, so that a damaged task is noticed instead of silently lost.
+// task when it can, by Get, by Unfinished, by Prune, and by the writes that need it. Unfinished fails
+// rather than leave out a task it cannot read, so that a damaged task is noticed instead of
+// silently lost. Open fails the same way if an entry of the index that holds every task's key
+// is damaged or missing, rather than forget a key and let its program become a second task.
 //
 // The file is locked while a Store has it open: a second Open, by another process or by the
 // same one, fails after Options.LockTimeout with an error wrapping ErrLocked, so that two nodes
@@ -35,7 +37,24 @@
 // The file's directory must exist. After Close, every method fails with an error wrapping
 // paas.ErrStoreClosed.
 //
-// Unfinished reads an index of the unfinished tasks in Seq order, so a restart costs time in
-// proportion to the work left, not to the history the file holds. Finished tasks and proofs
-// are kept until the file is deleted; the store has no expiry.
+// The file keeps, besides the records, an index with a small entry for every task, in Seq
+// order: whether the task is finished, its id and its key. An insert writes the record and
+// the entry; an update writes the record, and the entry too only when the task finishes (or
+// is made unfinished again). Open scans the index to rebuild the map from key to task in
+// memory, and Unfinished scans it to read the records of the unfinished tasks only: a restart
+// reads every task's entry, about a hundred bytes, but the record, with its program, of no
+// finished task.
+//
+// # Pruning
+//
+// Finished tasks are kept until Prune deletes them: it deletes the record, the index entry and
+// the key of every task in a final state last updated before a given time, so that the file
+// does not grow forever. A pruned task is forgotten: its program submitted again is a new task,
+// proved again. Prune never deletes an unfinished task, and reads the record of each finished
+// one to be sure of it before deleting it. It works in transactions of a bounded size, so that
+// a large prune does not hold up the service's writes. It keeps the proofs, which are the
+// product: delete those that are no longer wanted with DeleteProof.
+//
+// The index bucket counts the entries Prune deleted, so that Open still tells the gaps Prune
+// leaves in the Seqs of the index from an entry that was lost.
 package bolt

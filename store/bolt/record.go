@@ -7,8 +7,6 @@ import (
 	"hash/crc32"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
 )
@@ -40,6 +38,7 @@ func (e *CorruptRecordError) Unwrap() error { return e.Err }
 const (
 	recordV1 byte = 1
 	proofV1  byte = 1
+	indexV1  byte = 1
 )
 
 // Stored values end with a CRC-32C of everything before it. bbolt checksums only its meta
@@ -58,26 +57,38 @@ var (
 
 // encodeRecord returns the stored form of rec, version 1:
 //
-//	version        1 byte, 1
-//	ID             16 bytes
-//	Seq            uvarint
-//	Key            bytes
-//	RoutingKey     bytes
-//	Backend        bytes
-//	Program        bytes
-//	Weight         varint
-//	State          1 byte
-//	Attempts       varint
-//	LastError      bytes
-//	NextAttemptAt  time
-//	CreatedAt      time
-//	UpdatedAt      time
-//	checksum       4 bytes, big-endian: CRC-32C of everything before it
+//	version           1 byte, 1
+//	ID                16 bytes
+//	Seq               uvarint
+//	Key               bytes
+//	RoutingKey        bytes
+//	Backend           bytes
+//	Program           bytes
+//	Weight            varint
+//	Priority          varint
+//	DependsOn         uvarint count, then 16 bytes per id, none of them zero
+//	Timeout           varint, nanoseconds, not negative
+//	State             1 byte
+//	Attempts          varint
+//	Restarts          varint, not negative
+//	Checkpoint        bytes
+//	LastError         bytes
+//	FailedDependency  one byte, 0 for the zero id or 1 followed by the 16 bytes of another one
+//	NextAttemptAt     time
+//	WaitingSince      time
+//	CreatedAt         time
+//	UpdatedAt         time
+//	checksum          4 bytes, big-endian: CRC-32C of everything before it
 //
 // where bytes is a uvarint length followed by the bytes, and time is one byte, 0 for the zero
 // time or 1 followed by the Unix seconds (varint) and nanoseconds (uvarint). Times read back in
-// UTC. A compact binary form rather than JSON because it round-trips every field exactly: JSON
-// would rewrite a LastError that is not valid UTF-8.
+// UTC; an empty Program, DependsOn or Checkpoint reads back as nil. A compact binary form rather
+// than JSON because it round-trips every field exactly: JSON would rewrite a LastError that is
+// not valid UTF-8.
+//
+// Priority, DependsOn, Timeout, Restarts, Checkpoint, FailedDependency and WaitingSince joined
+// version 1 in place, before any file was written with it: no file holds version 1 in an
+// older layout, so it needs no version of its own.
 //
 // It returns an error for a record that could not be read back as it is: see validateRecord.
 func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
@@ -93,10 +104,20 @@ func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
 	b = appendBytes(b, []byte(rec.Backend))
 	b = appendBytes(b, rec.Program)
 	b = binary.AppendVarint(b, rec.Weight)
+	b = binary.AppendVarint(b, int64(rec.Priority))
+	b = binary.AppendUvarint(b, uint64(len(rec.DependsOn)))
+	for _, dep := range rec.DependsOn {
+		b = append(b, dep[:]...)
+	}
+	b = binary.AppendVarint(b, int64(rec.Timeout))
 	b = append(b, byte(rec.State))
 	b = binary.AppendVarint(b, int64(rec.Attempts))
+	b = binary.AppendVarint(b, int64(rec.Restarts))
+	b = appendBytes(b, rec.Checkpoint)
 	b = appendBytes(b, []byte(rec.LastError))
+	b = appendID(b, rec.FailedDependency)
 	b = appendTime(b, rec.NextAttemptAt)
+	b = appendTime(b, rec.WaitingSince)
 	b = appendTime(b, rec.CreatedAt)
 	b = appendTime(b, rec.UpdatedAt)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
@@ -104,11 +125,12 @@ func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
 
 // maxRecordLen returns an upper bound of the length of rec encoded.
 func maxRecordLen(rec paas.TaskRecord) int {
-	const fixed = 1 + 16 + 1 + crcLen // version, ID, State, checksum
-	const varints = 8                 // Seq, Weight, Attempts, and 5 lengths
-	const times = 3 * (1 + 2*binary.MaxVarintLen64)
-	return fixed + varints*binary.MaxVarintLen64 + times +
-		len(rec.Key) + len(rec.RoutingKey) + len(rec.Backend) + len(rec.Program) + len(rec.LastError)
+	const idLen = len(paas.TaskID{})
+	const fixed = 1 + idLen + 1 + 1 + idLen + crcLen // version, ID, State, FailedDependency, checksum
+	const varints = 13                               // Seq, Weight, Priority, Timeout, Attempts, Restarts, and 7 lengths or counts
+	const times = 4 * (1 + 2*binary.MaxVarintLen64)
+	return fixed + varints*binary.MaxVarintLen64 + times + idLen*len(rec.DependsOn) +
+		len(rec.Key) + len(rec.RoutingKey) + len(rec.Backend) + len(rec.Program) + len(rec.Checkpoint) + len(rec.LastError)
 }
 
 // decodeRecord parses a value of the tasks bucket. id is the bucket key, or zero if unknown;
@@ -135,10 +157,17 @@ func decodeRecord(id paas.TaskID, b []byte) (paas.TaskRecord, error) {
 	rec.Backend = paas.Backend(r.bytes())
 	rec.Program = r.bytesOrNil()
 	rec.Weight = r.varint()
+	rec.Priority = r.int()
+	rec.DependsOn = r.ids()
+	rec.Timeout = time.Duration(r.varint())
 	rec.State = paas.TaskState(r.byte())
 	rec.Attempts = r.int()
+	rec.Restarts = r.int()
+	rec.Checkpoint = r.bytesOrNil()
 	rec.LastError = string(r.bytes())
+	rec.FailedDependency = r.optionalID()
 	rec.NextAttemptAt = r.time()
+	rec.WaitingSince = r.time()
 	rec.CreatedAt = r.time()
 	rec.UpdatedAt = r.time()
 	if r.err != nil {
@@ -166,11 +195,23 @@ func validateRecord(rec paas.TaskRecord) error {
 		return errors.New("zero seq")
 	case !rec.State.Valid():
 		return fmt.Errorf("invalid state %d", uint8(rec.State))
+	case rec.Timeout < 0:
+		return fmt.Errorf("negative timeout %s", rec.Timeout)
+	case rec.Restarts < 0:
+		return fmt.Errorf("negative restarts %d", rec.Restarts)
+	}
+	for i, dep := range rec.DependsOn {
+		if dep.IsZero() {
+			return fmt.Errorf("zero task id in DependsOn, at %d", i)
+		}
 	}
 	for _, t := range []struct {
 		name string
 		t    time.Time
-	}{{"NextAttemptAt", rec.NextAttemptAt}, {"CreatedAt", rec.CreatedAt}, {"UpdatedAt", rec.UpdatedAt}} {
+	}{
+		{"NextAttemptAt", rec.NextAttemptAt}, {"WaitingSince", rec.WaitingSince},
+		{"CreatedAt", rec.CreatedAt}, {"UpdatedAt", rec.UpdatedAt},
+	} {
 		if !t.t.IsZero() && (t.t.Unix() < minUnix || t.t.Unix() > maxUnix) {
 			return fmt.Errorf("%s %v outside years 1 to 9999", t.name, t.t)
 		}
@@ -212,6 +253,74 @@ func decodeProof(id paas.TaskID, b []byte) (handler.Proof, error) {
 	return p, nil
 }
 
+// indexFinished is the flag of an index entry whose task is in a final state. No other flag
+// is defined: an entry with another bit set is damaged.
+const indexFinished byte = 1
+
+// indexEntry is an entry of the index bucket, decoded.
+type indexEntry struct {
+	seq      uint64
+	finished bool
+	id       paas.TaskID
+	// key is the TaskKey. It points into the stored value, which may be bbolt's memory map,
+	// valid only in the transaction: convert it to copy it.
+	key []byte
+}
+
+// encodeIndexEntry returns the value of a task's entry in the index bucket, stored under its
+// Seq (8 bytes, big-endian), version 1:
+//
+//	version   1 byte, 1
+//	flags     1 byte: indexFinished if the task is in a final state, else 0
+//	ID        16 bytes
+//	Key       the bytes up to the checksum, at least one
+//	checksum  4 bytes, big-endian: CRC-32C of everything before it
+//
+// The entry changes only when its task moves between unfinished and final, and then only its
+// flags (and checksum), so it keeps its size.
+func encodeIndexEntry(finished bool, id paas.TaskID, key paas.TaskKey) []byte {
+	var flags byte
+	if finished {
+		flags = indexFinished
+	}
+	b := make([]byte, 0, 2+len(id)+len(key)+crcLen)
+	b = append(b, indexV1, flags)
+	b = append(b, id[:]...)
+	b = append(b, key...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeIndexEntry parses the entry k → v of the index bucket. Every error is a
+// *CorruptRecordError, naming the task if the entry passed its checksum and holds an id.
+func decodeIndexEntry(k, v []byte) (indexEntry, error) {
+	var e indexEntry
+	if len(k) != 8 {
+		return e, &CorruptRecordError{Err: fmt.Errorf("index entry under a key of %d bytes, not a seq: %x", len(k), k)}
+	}
+	e.seq = binary.BigEndian.Uint64(k)
+	body, err := checkEnvelope(v, indexV1)
+	if err != nil {
+		return e, &CorruptRecordError{Err: fmt.Errorf("index entry at seq %d: %w", e.seq, err)}
+	}
+	const idEnd = 1 + len(paas.TaskID{})
+	if len(body) >= idEnd {
+		e.id = paas.TaskID(body[1:idEnd])
+	}
+	switch {
+	case len(body) <= idEnd:
+		err = fmt.Errorf("truncated: %d bytes, no key", len(v))
+	case body[0]&^indexFinished != 0:
+		err = fmt.Errorf("unknown flags %#x", body[0])
+	case e.id.IsZero():
+		err = errors.New("zero task id")
+	default:
+		e.finished = body[0]&indexFinished != 0
+		e.key = body[idEnd:]
+		return e, nil
+	}
+	return e, &CorruptRecordError{ID: e.id, Err: fmt.Errorf("index entry at seq %d: %w", e.seq, err)}
+}
+
 // checkEnvelope checks the version byte and the checksum of a stored value and returns what
 // lies between them.
 func checkEnvelope(b []byte, version byte) ([]byte, error) {
@@ -233,6 +342,14 @@ func checkEnvelope(b []byte, version byte) ([]byte, error) {
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
+}
+
+// appendID appends an optional task id: 0 for the zero id, else 1 and the id.
+func appendID(b []byte, id paas.TaskID) []byte {
+	if id.IsZero() {
+		return append(b, 0)
+	}
+	return append(append(b, 1), id[:]...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -344,6 +461,43 @@ func (r *reader) bytesOrNil() []byte {
 	return nil
 }
 
+// ids reads a list of task ids written by encodeRecord: a count, then the ids. An empty list
+// reads as nil.
+func (r *reader) ids() []paas.TaskID {
+	const idLen = len(paas.TaskID{})
+	n := r.uvarint()
+	switch {
+	case r.err != nil || n == 0:
+		return nil
+	case n > uint64(len(r.b)/idLen): // checked before allocating n ids
+		r.fail("truncated: %d task ids, have %d bytes", n, len(r.b))
+		return nil
+	}
+	ids := make([]paas.TaskID, n)
+	for i := range ids {
+		copy(ids[i][:], r.fixed(idLen))
+	}
+	return ids
+}
+
+// optionalID reads an id written by appendID. A flag 1 followed by the zero id is refused: it
+// is not what appendID writes, and would not round-trip.
+func (r *reader) optionalID() paas.TaskID {
+	var id paas.TaskID
+	switch flag := r.byte(); {
+	case r.err != nil || flag == 0:
+		return id
+	case flag != 1:
+		r.fail("bad task id flag %d", flag)
+		return id
+	}
+	copy(id[:], r.fixed(len(id)))
+	if r.err == nil && id.IsZero() {
+		r.fail("zero task id after a flag saying there is one")
+	}
+	return id
+}
+
 func (r *reader) time() time.Time {
 	switch flag := r.byte(); {
 	case r.err != nil:
@@ -366,10 +520,4 @@ func (r *reader) time() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, int64(nsec)).UTC()
-}
-
-// idFromBytes returns the TaskID stored as the 16 bytes of b.
-func idFromBytes(b []byte) (paas.TaskID, bool) {
-	u, err := uuid.FromBytes(b)
-	return paas.TaskID(u), err == nil
 }

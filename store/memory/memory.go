@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/zkpaas/paas"
 )
@@ -143,6 +144,27 @@ func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
 	// Map iteration order is random; the contract wants submission order.
 	slices.SortFunc(recs, func(a, b paas.TaskRecord) int { return cmp.Compare(a.Seq, b.Seq) })
 	return recs, nil
+}
+
+// Prune implements paas.TaskStore. It deletes, under one hold of the lock, every task in a
+// final state whose UpdatedAt is before the given time, and frees its key.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, rec := range s.byID {
+		if rec.State.Final() && rec.UpdatedAt.Before(before) {
+			delete(s.byID, id)
+			if s.byKey[rec.Key] == id {
+				delete(s.byKey, rec.Key)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Len returns the number of tasks stored, in any state.

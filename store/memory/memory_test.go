@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -38,6 +39,11 @@ func TestLen(t *testing.T) {
 	rec.State = paas.Completed
 	require.NoError(t, s.Update(ctx, rec))
 	require.Equal(t, 2, s.Len(), "Len counts finished tasks too")
+
+	n, err := s.Prune(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, s.Len(), "Len does not count pruned tasks")
 }
 
 func TestInsertRejectsReusedID(t *testing.T) {

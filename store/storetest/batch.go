@@ -159,23 +159,19 @@ func testWriteBatchCancelledContext(t *testing.T, s paas.BatchStore) {
 
 func testWriteBatchNoSharedMemory(t *testing.T, s paas.BatchStore) {
 	ctx := t.Context()
-	scribble := func(b []byte) {
-		for i := range b {
-			b[i] = 'X'
-		}
-	}
-	requireProgram := func(id paas.TaskID, want string) {
+	requireIntact := func(want paas.TaskRecord) {
 		t.Helper()
-		got, err := s.Get(ctx, id)
+		got, err := s.Get(ctx, want.ID)
 		require.NoError(t, err)
-		require.Equal(t, want, string(got.Program), "the store's copy of Program changed")
+		requireSlicesEqual(t, want, got)
 	}
 
 	orig := mustInsert(t, s, NewRecord("batch original"))
-	update := orig
+	update := withAllFields(orig, 1)
 	update.State = paas.InProgress
 	update.Program = []byte("batch original")
-	inserted := NewRecord("batch inserted")
+	inserted := withAllFields(NewRecord("batch inserted"), 2)
+	wantUpdate, wantInserted := update.Clone(), inserted.Clone()
 	writes := []paas.Write{
 		insertWrite(inserted),
 		updateWrite(update),
@@ -189,11 +185,11 @@ func testWriteBatchNoSharedMemory(t *testing.T, s paas.BatchStore) {
 
 	// Scribble on everything the caller passed and received.
 	for _, w := range writes {
-		scribble(w.Record.Program)
+		scribble(w.Record)
 	}
 	for _, r := range results {
-		scribble(r.Record.Program)
+		scribble(r.Record)
 	}
-	requireProgram(inserted.ID, "batch inserted")
-	requireProgram(orig.ID, "batch original")
+	requireIntact(wantInserted)
+	requireIntact(wantUpdate)
 }

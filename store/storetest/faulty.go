@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/zkpaas/paas"
 )
@@ -16,8 +17,8 @@ var ErrInjected = errors.New("storetest: injected failure")
 // can check how they handle a store that fails: that a task whose insert failed is reported
 // as not submitted, that an update that failed is retried or surfaced, and so on.
 //
-// A write that Faulty fails never reaches the inner store, so it changes nothing. Get and
-// Unfinished go straight to the inner store.
+// A write that Faulty fails, an insert, update, batch or prune, never reaches the inner store,
+// so it changes nothing. Get and Unfinished go straight to the inner store.
 //
 // Faulty always implements paas.BatchStore, whether the inner store does or not: it fails the
 // chosen writes of a batch itself and hands the others to the inner store's WriteBatch if it
@@ -34,9 +35,12 @@ type Faulty struct {
 	updateErr   error
 	failBatches int
 	batchErr    error
+	failPrunes  int
+	pruneErr    error
 	inserts     int // insert writes attempted, failed or not
 	updates     int
 	batches     int
+	prunes      int
 }
 
 var _ paas.BatchStore = (*Faulty)(nil)
@@ -72,6 +76,37 @@ func (f *Faulty) FailBatches(n int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failBatches, f.batchErr = max(n, 0), orInjected(err)
+}
+
+// FailPrunes makes the next n calls of Prune fail with err (ErrInjected if err is nil),
+// deleting nothing. It replaces any earlier arrangement for prunes; n <= 0 cancels it.
+func (f *Faulty) FailPrunes(n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failPrunes, f.pruneErr = max(n, 0), orInjected(err)
+}
+
+// Prunes returns how many times Prune was called, including calls that failed.
+func (f *Faulty) Prunes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.prunes
+}
+
+// Prune counts the call and fails it if arranged; otherwise it calls the inner store's Prune.
+func (f *Faulty) Prune(ctx context.Context, before time.Time) (int, error) {
+	f.mu.Lock()
+	f.prunes++
+	var err error
+	if f.failPrunes > 0 {
+		f.failPrunes--
+		err = f.pruneErr
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return f.TaskStore.Prune(ctx, before)
 }
 
 // Inserts returns how many insert writes were attempted, through Insert or inside a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -190,10 +191,43 @@ func TestFaultyConcurrent(t *testing.T) {
 	assert.Equal(t, goroutines, f.Inserts())
 }
 
+func TestFaultyFailPrunes(t *testing.T) {
+	ctx := t.Context()
+	inner := memory.New()
+	f := storetest.NewFaulty(inner)
+	rec, err := f.Insert(ctx, storetest.NewRecord("a"))
+	require.NoError(t, err)
+	rec.State = paas.Completed
+	require.NoError(t, f.Update(ctx, rec))
+	later := time.Now().Add(time.Hour)
+
+	f.FailPrunes(1, errDisk)
+	n, err := f.Prune(ctx, later)
+	require.ErrorIs(t, err, errDisk)
+	require.Zero(t, n)
+	require.Equal(t, 1, inner.Len(), "a failed prune must delete nothing")
+
+	f.FailPrunes(1, nil)
+	_, err = f.Prune(ctx, later)
+	require.ErrorIs(t, err, storetest.ErrInjected, "a nil error means ErrInjected")
+
+	f.FailPrunes(3, errDisk)
+	f.FailPrunes(0, nil)
+	n, err = f.Prune(ctx, later)
+	require.NoError(t, err, "FailPrunes(0) cancels the arrangement")
+	require.Equal(t, 1, n)
+	require.Zero(t, inner.Len())
+	require.Equal(t, 3, f.Prunes(), "failed prunes count as attempted")
+	require.Equal(t, 1, f.Inserts())
+	require.Equal(t, 1, f.Updates())
+}
+
 func TestFaultyPassesContext(t *testing.T) {
 	f := storetest.NewFaulty(memory.New())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := f.Insert(ctx, storetest.NewRecord("a"))
 	require.ErrorIs(t, err, context.Canceled, "Faulty must hand the caller's context to the inner store")
+	_, err = f.Prune(ctx, time.Now())
+	require.ErrorIs(t, err, context.Canceled, "Faulty must hand the caller's context to the inner store's Prune")
 }

@@ -30,8 +30,14 @@
 // pass. Times are compared with time.Time.Equal: a store may return them in another location
 // and without the monotonic clock reading.
 //
-// For tests of code that uses a store, Faulty wraps any TaskStore and fails the inserts, updates
-// or batches it is told to.
+// Records round-trip whole: every field of paas.TaskRecord, including DependsOn, Checkpoint and
+// the other fields that NewRecord leaves zero, must come back as it went in, through Insert,
+// Update, Get, Unfinished and WriteBatch; an empty DependsOn or Checkpoint may come back nil.
+// Prune is held to its doc comment: it deletes exactly the final tasks last updated strictly
+// before its argument, frees their keys, and leaves Seq increasing past them.
+//
+// For tests of code that uses a store, Faulty wraps any TaskStore and fails the inserts, updates,
+// batches or prunes it is told to.
 package storetest
 
 import (
@@ -50,8 +56,10 @@ import (
 // NewRecord returns a valid new task record for program, as the service would hand it to
 // TaskStore.Insert: Pending, with a fresh ID, the key paas.KeyOf("test", program,
 // paas.BackendNative), weight 1, and CreatedAt and UpdatedAt set to now in UTC, truncated to the
-// microsecond. Seq is zero, for the store to assign. Records built from the same program share a
-// key, so inserting a second one exercises deduplication.
+// microsecond. Seq is zero, for the store to assign, and so are Priority, DependsOn, Timeout,
+// Restarts, Checkpoint, FailedDependency and WaitingSince, as for a task submitted without
+// options. Records built from the same program share a key, so inserting a second one exercises
+// deduplication.
 func NewRecord(program string) paas.TaskRecord {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	const rk paas.RoutingKey = "test"
@@ -93,6 +101,13 @@ func Run(t *testing.T, newStore func(t *testing.T) paas.TaskStore) {
 		{"NoSharedMemory", testNoSharedMemory},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"CancelledContext", testCancelledContext},
+		{"AllFieldsRoundTrip", testAllFieldsRoundTrip},
+		{"BlockedIsUnfinished", testBlockedIsUnfinished},
+		{"Prune", testPrune},
+		{"PruneForgetsKey", testPruneForgetsKey},
+		{"PruneEmpty", testPruneEmpty},
+		{"PruneCancelledContext", testPruneCancelledContext},
+		{"PruneConcurrentInsert", testPruneConcurrentInsert},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +128,7 @@ func Run(t *testing.T, newStore func(t *testing.T) paas.TaskStore) {
 		{"WriteBatchUnknownID", testWriteBatchUnknownID},
 		{"WriteBatchCancelledContext", testWriteBatchCancelledContext},
 		{"WriteBatchNoSharedMemory", testWriteBatchNoSharedMemory},
+		{"WriteBatchAllFields", testWriteBatchAllFields},
 	}
 	for _, tt := range batchTests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,7 +360,7 @@ func testUpdate(t *testing.T, s paas.TaskStore) {
 
 func testUpdateClearsFields(t *testing.T, s paas.TaskStore) {
 	ctx := t.Context()
-	rec := mustInsert(t, s, NewRecord("clear"))
+	rec := mustInsert(t, s, withAllFields(NewRecord("clear"), 1))
 	rec.State = paas.Retrying
 	rec.Attempts = 1
 	rec.LastError = "boom"
@@ -355,12 +371,18 @@ func testUpdateClearsFields(t *testing.T, s paas.TaskStore) {
 	rec.State = paas.Pending
 	rec.LastError = ""
 	rec.NextAttemptAt = time.Time{}
+	rec.Priority, rec.DependsOn, rec.Timeout, rec.Restarts = 0, nil, 0, 0
+	rec.Checkpoint, rec.FailedDependency, rec.WaitingSince = nil, paas.TaskID{}, time.Time{}
 	require.NoError(t, s.Update(ctx, rec))
 
 	got, err := s.Get(ctx, rec.ID)
 	require.NoError(t, err)
 	assert.Empty(t, got.LastError, "Update must clear LastError")
 	assert.True(t, got.NextAttemptAt.IsZero(), "Update must clear NextAttemptAt, got %v", got.NextAttemptAt)
+	assert.Empty(t, got.DependsOn, "Update must clear DependsOn")
+	assert.Empty(t, got.Checkpoint, "Update must clear Checkpoint")
+	assert.True(t, got.FailedDependency.IsZero(), "Update must clear FailedDependency")
+	assert.True(t, got.WaitingSince.IsZero(), "Update must clear WaitingSince, got %v", got.WaitingSince)
 	requireRecordEqual(t, rec, got)
 }
 
@@ -466,7 +488,7 @@ func testUnfinished(t *testing.T, s paas.TaskStore) {
 	require.NoError(t, err)
 	requireSeqOrder(t, got)
 	require.Equal(t, recordIDs(want), recordIDs(got),
-		"Unfinished must return exactly the Pending, InProgress and Retrying tasks, in Seq order")
+		"Unfinished must return exactly the Blocked, Pending, InProgress and Retrying tasks, in Seq order")
 	for i := range want {
 		requireRecordEqual(t, want[i], got[i], "Unfinished record %d", i)
 	}
@@ -495,61 +517,64 @@ func testUnfinishedEmpty(t *testing.T, s paas.TaskStore) {
 }
 
 func testNoSharedMemory(t *testing.T, s paas.TaskStore) {
-	// Each case scribbles on a Program slice the caller holds and checks that the store did not
-	// see it. The service mutates records it has handed over, so sharing would corrupt the store.
-	scribble := func(b []byte) {
-		for i := range b {
-			b[i] = 'X'
-		}
-	}
-	requireProgram := func(t *testing.T, id paas.TaskID, want string) {
+	// Each case scribbles on the Program, DependsOn and Checkpoint slices the caller holds and
+	// checks that the store did not see it. The service mutates records it has handed over, so
+	// sharing would corrupt the store.
+	requireIntact := func(t *testing.T, want paas.TaskRecord) {
 		t.Helper()
-		got, err := s.Get(t.Context(), id)
+		got, err := s.Get(t.Context(), want.ID)
 		require.NoError(t, err)
-		require.Equal(t, want, string(got.Program), "the store's copy of Program changed")
+		requireSlicesEqual(t, want, got)
 	}
 
 	t.Run("InsertArgument", func(t *testing.T) {
-		rec := NewRecord("insert argument")
+		rec := withAllFields(NewRecord("insert argument"), 1)
+		want := rec.Clone()
 		mustInsert(t, s, rec)
-		scribble(rec.Program)
-		requireProgram(t, rec.ID, "insert argument")
+		scribble(rec)
+		requireIntact(t, want)
 	})
 	t.Run("InsertResult", func(t *testing.T) {
-		got := mustInsert(t, s, NewRecord("insert result"))
-		scribble(got.Program)
-		requireProgram(t, got.ID, "insert result")
+		got := mustInsert(t, s, withAllFields(NewRecord("insert result"), 2))
+		want := got.Clone()
+		scribble(got)
+		requireIntact(t, want)
 	})
 	t.Run("DuplicateInsertResult", func(t *testing.T) {
-		orig := mustInsert(t, s, NewRecord("duplicate result"))
+		orig := mustInsert(t, s, withAllFields(NewRecord("duplicate result"), 3))
+		want := orig.Clone()
 		got := mustInsert(t, s, NewRecord("duplicate result"))
 		require.Equal(t, orig.ID, got.ID)
-		scribble(got.Program)
-		requireProgram(t, orig.ID, "duplicate result")
+		scribble(got)
+		requireIntact(t, want)
 	})
 	t.Run("GetResult", func(t *testing.T) {
-		rec := mustInsert(t, s, NewRecord("get result"))
+		rec := mustInsert(t, s, withAllFields(NewRecord("get result"), 4))
+		want := rec.Clone()
 		got, err := s.Get(t.Context(), rec.ID)
 		require.NoError(t, err)
-		scribble(got.Program)
-		requireProgram(t, rec.ID, "get result")
+		scribble(got)
+		requireIntact(t, want)
 	})
 	t.Run("UpdateArgument", func(t *testing.T) {
 		rec := mustInsert(t, s, NewRecord("update argument"))
+		rec = withAllFields(rec, 5)
 		rec.State = paas.InProgress
 		rec.Program = []byte("update argument")
+		want := rec.Clone()
 		require.NoError(t, s.Update(t.Context(), rec))
-		scribble(rec.Program)
-		requireProgram(t, rec.ID, "update argument")
+		scribble(rec)
+		requireIntact(t, want)
 	})
 	t.Run("UnfinishedResult", func(t *testing.T) {
-		rec := mustInsert(t, s, NewRecord("unfinished result"))
+		rec := mustInsert(t, s, withAllFields(NewRecord("unfinished result"), 6))
+		want := rec.Clone()
 		got, err := s.Unfinished(t.Context())
 		require.NoError(t, err)
 		for _, r := range got {
-			scribble(r.Program)
+			scribble(r)
 		}
-		requireProgram(t, rec.ID, "unfinished result")
+		requireIntact(t, want)
 	})
 }
 
@@ -631,10 +656,11 @@ func requireRecordEqual(t *testing.T, want, got paas.TaskRecord, msgAndArgs ...a
 		want, got time.Time
 	}{
 		{"NextAttemptAt", want.NextAttemptAt, got.NextAttemptAt},
+		{"WaitingSince", want.WaitingSince, got.WaitingSince},
 		{"CreatedAt", want.CreatedAt, got.CreatedAt},
 		{"UpdatedAt", want.UpdatedAt, got.UpdatedAt},
 	} {
-		if !f.want.Equal(f.got) {
+		if !f.want.Equal(f.got) || f.want.IsZero() != f.got.IsZero() {
 			require.Fail(t, fmt.Sprintf("%s differs: want %v, got %v", f.name, f.want, f.got), msgAndArgs...)
 		}
 	}
@@ -643,11 +669,17 @@ func requireRecordEqual(t *testing.T, want, got paas.TaskRecord, msgAndArgs ...a
 
 // withoutTimes returns r with the fields that require.Equal cannot compare faithfully cleared:
 // equal times may differ in location and monotonic reading, and a store may return a nil
-// Program for an empty one.
+// Program, DependsOn or Checkpoint for an empty one.
 func withoutTimes(r paas.TaskRecord) paas.TaskRecord {
-	r.NextAttemptAt, r.CreatedAt, r.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
+	r.NextAttemptAt, r.WaitingSince, r.CreatedAt, r.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if len(r.Program) == 0 {
 		r.Program = nil
+	}
+	if len(r.DependsOn) == 0 {
+		r.DependsOn = nil
+	}
+	if len(r.Checkpoint) == 0 {
+		r.Checkpoint = nil
 	}
 	return r
 }

@@ -37,6 +37,15 @@ var faults = map[string]string{
 	"ignore-ctx":         "CancelledContext",
 	"ctx-after-write":    "CancelledContext",
 	"truncate-seconds":   "TimesRoundTrip",
+	"shallow-clone":      "NoSharedMemory",
+	"drop-checkpoint":    "AllFieldsRoundTrip",
+	"no-blocked":         "BlockedIsUnfinished",
+	"prune-unfinished":   "Prune",
+	"prune-inclusive":    "Prune",
+	"prune-miscount":     "Prune",
+	"prune-keeps-key":    "PruneForgetsKey",
+	"prune-reuses-seq":   "PruneForgetsKey",
+	"prune-ignore-ctx":   "PruneCancelledContext",
 
 	// Faults of WriteBatch, for a store that has one. "batch" is the faultless one.
 	"batch":                "",
@@ -105,6 +114,10 @@ func TestNewRecord(t *testing.T) {
 	if a.State != paas.Pending || a.Weight != 1 || a.Seq != 0 {
 		t.Errorf("NewRecord = %+v, want a Pending record of weight 1 without Seq", a)
 	}
+	if a.Priority != 0 || a.DependsOn != nil || a.Timeout != 0 || a.Restarts != 0 || a.Checkpoint != nil ||
+		!a.FailedDependency.IsZero() || !a.WaitingSince.IsZero() || a.Attempts != 0 || a.LastError != "" || !a.NextAttemptAt.IsZero() {
+		t.Errorf("NewRecord = %+v, want the fields of a task submitted without options zero", a)
+	}
 	if a.CreatedAt.Location() != time.UTC || a.CreatedAt.Nanosecond()%1000 != 0 {
 		t.Errorf("CreatedAt %v must be UTC at microsecond precision", a.CreatedAt)
 	}
@@ -112,10 +125,11 @@ func TestNewRecord(t *testing.T) {
 
 // faultyStore is a plain, slow TaskStore that can be told to break one rule.
 type faultyStore struct {
-	fault string
-	mu    sync.Mutex
-	recs  []paas.TaskRecord // in Seq order
-	seq   uint64
+	fault  string
+	mu     sync.Mutex
+	recs   []paas.TaskRecord // in Seq order
+	seq    uint64
+	ghosts []paas.TaskRecord // pruned, for the fault prune-keeps-key
 }
 
 func (s *faultyStore) is(fault string) bool { return s.fault == fault }
@@ -124,11 +138,35 @@ func (s *faultyStore) find(id paas.TaskID) int {
 	return slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.ID == id })
 }
 
+// out copies r, on the way in or out of the store, as the store's faults allow.
 func (s *faultyStore) out(r paas.TaskRecord) paas.TaskRecord {
-	if s.is("shared-program") {
+	switch {
+	case s.is("shared-program"):
+		return r
+	case s.is("shallow-clone"): // a Clone written before the record had more than Program
+		r.Program = slices.Clone(r.Program)
 		return r
 	}
 	return r.Clone()
+}
+
+// byKey returns the index of the record of key in s.recs, or -1; with the fault
+// prune-keeps-key, an index past the records for a pruned record of key in s.ghosts.
+func (s *faultyStore) byKey(key paas.TaskKey) int {
+	if i := slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.Key == key }); i >= 0 || !s.is("prune-keeps-key") {
+		return i
+	}
+	if i := slices.IndexFunc(s.ghosts, func(r paas.TaskRecord) bool { return r.Key == key }); i >= 0 {
+		return len(s.recs) + i
+	}
+	return -1
+}
+
+func (s *faultyStore) at(i int) paas.TaskRecord {
+	if i < len(s.recs) {
+		return s.recs[i]
+	}
+	return s.ghosts[i-len(s.recs)]
 }
 
 // ctxErr is the check at the start of each method. A store with fault ctx-after-write skips it
@@ -172,11 +210,11 @@ func (s *faultyStore) Insert(ctx context.Context, rec paas.TaskRecord) (paas.Tas
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.is("ignore-key") {
-		if i := slices.IndexFunc(s.recs, func(r paas.TaskRecord) bool { return r.Key == rec.Key }); i >= 0 {
+		if i := s.byKey(rec.Key); i >= 0 {
 			if s.is("dup-returns-input") {
 				return rec, nil
 			}
-			return s.out(s.recs[i]), nil
+			return s.out(s.at(i)), nil
 		}
 	}
 	return s.insertLocked(ctx, rec)
@@ -193,9 +231,7 @@ func (s *faultyStore) insertLocked(ctx context.Context, rec paas.TaskRecord) (pa
 	if s.is("truncate-seconds") {
 		rec.CreatedAt = rec.CreatedAt.Truncate(1e9)
 	}
-	if !s.is("shared-program") {
-		rec = rec.Clone()
-	}
+	rec = s.out(rec)
 	s.recs = append(s.recs, rec)
 	if s.is("ctx-after-write") {
 		if err := ctx.Err(); err != nil {
@@ -220,9 +256,7 @@ func (s *faultyStore) Update(ctx context.Context, rec paas.TaskRecord) error {
 		return s.notFound(rec.ID)
 	}
 	old := s.recs[i]
-	if !s.is("shared-program") {
-		rec = rec.Clone()
-	}
+	rec = s.out(rec)
 	if !s.is("mutable-identity") {
 		rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
 	}
@@ -237,6 +271,8 @@ func (s *faultyStore) Update(ctx context.Context, rec paas.TaskRecord) error {
 		if rec.NextAttemptAt.IsZero() {
 			rec.NextAttemptAt = old.NextAttemptAt
 		}
+	case s.is("drop-checkpoint"):
+		rec.Checkpoint = old.Checkpoint
 	}
 	s.recs[i] = rec
 	if s.is("ctx-after-write") {
@@ -266,6 +302,9 @@ func (s *faultyStore) Unfinished(ctx context.Context) ([]paas.TaskRecord, error)
 	defer s.mu.Unlock()
 	var recs []paas.TaskRecord
 	for _, r := range s.recs {
+		if s.is("no-blocked") && r.State == paas.Blocked {
+			continue
+		}
 		if s.is("unfinished-all") || !r.State.Final() {
 			recs = append(recs, s.out(r))
 		}
@@ -274,6 +313,47 @@ func (s *faultyStore) Unfinished(ctx context.Context) ([]paas.TaskRecord, error)
 		slices.Reverse(recs)
 	}
 	return recs, nil
+}
+
+func (s *faultyStore) Prune(ctx context.Context, before time.Time) (int, error) {
+	if !s.is("prune-ignore-ctx") {
+		if err := s.ctxErr(ctx, true); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	kept := make([]paas.TaskRecord, 0, len(s.recs))
+	for _, r := range s.recs {
+		prunable := r.State.Final() && r.UpdatedAt.Before(before)
+		switch {
+		case s.is("prune-unfinished"):
+			prunable = r.UpdatedAt.Before(before)
+		case s.is("prune-inclusive"):
+			prunable = r.State.Final() && !r.UpdatedAt.After(before)
+		}
+		if prunable {
+			n++
+			s.ghosts = append(s.ghosts, r)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	s.recs = kept
+	if s.is("prune-reuses-seq") {
+		s.seq = 0
+		for _, r := range kept {
+			s.seq = max(s.seq, r.Seq)
+		}
+	}
+	if s.is("prune-miscount") {
+		return 0, nil
+	}
+	if s.is("ctx-after-write") {
+		return n, ctx.Err()
+	}
+	return n, nil
 }
 
 // faultyBatchStore adds to faultyStore a WriteBatch that can be told to break one rule. It

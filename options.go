@@ -1,0 +1,35 @@
+package paas
+
+import "time"
+
+// SubmitOption sets an option of a task at Submit. Options are part of the task, not of its
+// identity: submitting a program that is already a task returns that task, whatever options
+// the second Submit gives.
+type SubmitOption func(*SubmitOptions)
+
+// SubmitOptions are the options of a task, as set by SubmitOptions.
+type SubmitOptions struct {
+	DependsOn []TaskID
+	Priority  int
+	Timeout   time.Duration
+}
+
+// After makes the task wait, Blocked, until every task in ids has Completed. If one of them
+// ends Failed or Cancelled, the task fails with a *DependencyError naming it. Submit refuses
+// ids that name no task (ErrUnknownDependency) and dependencies that have already failed.
+func After(ids ...TaskID) SubmitOption {
+	return func(o *SubmitOptions) { o.DependsOn = append(o.DependsOn, ids...) }
+}
+
+// Priority sets the task's priority: within a backend, tasks of higher priority start first,
+// and tasks of equal priority in submission order. The default is 0; negative values are
+// allowed, for backfills that should yield to everything else.
+func Priority(p int) SubmitOption {
+	return func(o *SubmitOptions) { o.Priority = p }
+}
+
+// Timeout bounds each attempt of the task, overriding Config.Timeouts for its backend; see
+// Config.Timeouts for how a timed-out attempt is retried.
+func Timeout(d time.Duration) SubmitOption {
+	return func(o *SubmitOptions) { o.Timeout = d }
+}

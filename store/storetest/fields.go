@@ -1,0 +1,162 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/zkpaas/paas"
+)
+
+// withAllFields returns rec with every field that NewRecord leaves zero set, and those it sets
+// changed, all to values that depend on n, so that two calls with different n give records that
+// differ in every field but the identity (ID, Seq, Key, CreatedAt). DependsOn gets fresh ids.
+func withAllFields(rec paas.TaskRecord, n int) paas.TaskRecord {
+	d := time.Duration(n)
+	rec.RoutingKey = paas.RoutingKey(fmt.Sprintf("route %d", n))
+	rec.Backend = paas.Backend(fmt.Sprintf("backend %d", n))
+	rec.Program = fmt.Appendf(nil, "program %d", n)
+	rec.Weight = int64(10 + n)
+	rec.Priority = 3*n - 7 // negative for n = 1 and 2: priorities may be
+	rec.DependsOn = []paas.TaskID{paas.NewTaskID(), paas.NewTaskID()}
+	rec.Timeout = d*1500*time.Millisecond + 7*time.Nanosecond
+	rec.Attempts = n
+	rec.Restarts = n + 1
+	rec.Checkpoint = fmt.Appendf(nil, "checkpoint %d", n)
+	rec.LastError = fmt.Sprintf("last error %d", n)
+	rec.FailedDependency = rec.DependsOn[1]
+	rec.NextAttemptAt = rec.CreatedAt.Add(d*time.Minute + 333*time.Microsecond)
+	rec.WaitingSince = rec.CreatedAt.Add(d*time.Second + 123*time.Microsecond)
+	rec.UpdatedAt = rec.CreatedAt.Add(d*time.Millisecond + 1*time.Microsecond)
+	return rec
+}
+
+// scribble overwrites the memory behind every slice of rec.
+func scribble(rec paas.TaskRecord) {
+	for i := range rec.Program {
+		rec.Program[i] = 'X'
+	}
+	for i := range rec.DependsOn {
+		rec.DependsOn[i] = paas.TaskID{0xde, 0xad}
+	}
+	for i := range rec.Checkpoint {
+		rec.Checkpoint[i] = 'X'
+	}
+}
+
+// requireSlicesEqual fails t unless got holds the Program, DependsOn and Checkpoint of want.
+func requireSlicesEqual(t *testing.T, want, got paas.TaskRecord) {
+	t.Helper()
+	require.Equal(t, string(want.Program), string(got.Program), "the store's copy of Program changed")
+	require.Equal(t, withoutTimes(want).DependsOn, withoutTimes(got).DependsOn, "the store's copy of DependsOn changed")
+	require.Equal(t, string(want.Checkpoint), string(got.Checkpoint), "the store's copy of Checkpoint changed")
+}
+
+func testAllFieldsRoundTrip(t *testing.T, s paas.TaskStore) {
+	ctx := t.Context()
+	rec := withAllFields(NewRecord("all fields"), 1)
+	rec.State = paas.Blocked // as Submit inserts a task whose dependencies have not completed
+	got := mustInsert(t, s, rec)
+	requireRecordEqual(t, withSeq(rec, got.Seq), got, "Insert must return every field it was given")
+	stored, err := s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	requireRecordEqual(t, got, stored, "Get must return every field Insert was given")
+	dup := mustInsert(t, s, NewRecord("all fields"))
+	requireRecordEqual(t, got, dup, "Insert of a duplicate key must return every field of the existing record")
+
+	// Every field but the identity changes.
+	updated := withAllFields(got, 2)
+	updated.State = paas.Retrying
+	require.NoError(t, s.Update(ctx, updated))
+	stored, err = s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	requireRecordEqual(t, updated, stored, "Get must return every field Update was given")
+
+	unfinished, err := s.Unfinished(ctx)
+	require.NoError(t, err)
+	require.Len(t, unfinished, 1)
+	requireRecordEqual(t, updated, unfinished[0], "Unfinished must return every field")
+
+	// And back, through a final state.
+	final := withAllFields(stored, 3)
+	final.State = paas.Failed
+	require.NoError(t, s.Update(ctx, final))
+	stored, err = s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	requireRecordEqual(t, final, stored, "Get must return every field of a final task")
+}
+
+func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
+	ctx := t.Context()
+	blocked := withAllFields(NewRecord("blocked"), 1)
+	blocked.State = paas.Blocked
+	blocked = mustInsert(t, s, blocked)
+	pending := mustInsert(t, s, NewRecord("pending"))
+
+	requireUnfinished := func(msg string, want ...paas.TaskRecord) {
+		t.Helper()
+		got, err := s.Unfinished(ctx)
+		require.NoError(t, err)
+		require.Equal(t, recordIDs(want), recordIDs(got), msg)
+		for i := range want {
+			requireRecordEqual(t, want[i], got[i], "%s: record %d", msg, i)
+		}
+	}
+	requireUnfinished("a Blocked task is unfinished", blocked, pending)
+
+	// Blocked on its input, it waits with a time to look again.
+	blocked.WaitingSince = blocked.UpdatedAt.Add(time.Second)
+	blocked.NextAttemptAt = blocked.WaitingSince.Add(time.Minute)
+	blocked.UpdatedAt = blocked.WaitingSince
+	require.NoError(t, s.Update(ctx, blocked))
+	requireUnfinished("a Blocked task stays unfinished through an update", blocked, pending)
+
+	// A dependency failed: the task fails, and leaves Unfinished.
+	failed := blocked
+	failed.State = paas.Failed
+	failed.FailedDependency = blocked.DependsOn[0]
+	failed.LastError = "dependency failed"
+	require.NoError(t, s.Update(ctx, failed))
+	requireUnfinished("a Blocked task that fails leaves Unfinished", pending)
+
+	// An operator's Retry blocks it again on its dependencies.
+	retried := failed
+	retried.State = paas.Blocked
+	retried.FailedDependency, retried.LastError = paas.TaskID{}, ""
+	require.NoError(t, s.Update(ctx, retried))
+	requireUnfinished("a task made Blocked again is unfinished again", retried, pending)
+}
+
+func testWriteBatchAllFields(t *testing.T, s paas.BatchStore) {
+	ctx := t.Context()
+	existing := mustInsert(t, s, NewRecord("batch all existing"))
+	inserted := withAllFields(NewRecord("batch all inserted"), 1)
+	inserted.State = paas.Blocked
+	updated := withAllFields(existing, 2)
+	updated.State = paas.InProgress
+
+	results := mustWriteBatch(t, ctx, s, []paas.Write{
+		insertWrite(inserted),
+		updateWrite(updated),
+		insertWrite(NewRecord("batch all inserted")), // a duplicate: its result is the stored record
+	})
+	for i, r := range results {
+		require.NoError(t, r.Err, "write %d", i)
+	}
+	inserted.Seq = results[0].Record.Seq
+	requireRecordEqual(t, inserted, results[0].Record, "an insert's result must hold every field")
+	requireRecordEqual(t, inserted, results[2].Record, "a duplicate insert's result must hold every field")
+
+	for _, want := range []paas.TaskRecord{inserted, updated} {
+		got, err := s.Get(ctx, want.ID)
+		require.NoError(t, err)
+		requireRecordEqual(t, want, got, "Get after WriteBatch must return every field")
+	}
+	got, err := s.Unfinished(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []paas.TaskID{existing.ID, inserted.ID}, recordIDs(got))
+	requireRecordEqual(t, updated, got[0], "Unfinished after WriteBatch must return every field")
+	requireRecordEqual(t, inserted, got[1], "Unfinished after WriteBatch must return every field")
+}
