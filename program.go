@@ -60,8 +60,12 @@ func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // TaskKey is the identity of a task's work: a digest of its routing key, encoded program and
-// backend. A store keeps at most one task per key.
+// backend. A store keeps at most one task per key. It is binary (the 32 bytes of a SHA-256
+// digest, held in a string so that it can key a map); String gives it in hex.
 type TaskKey string
+
+// String returns the key in hex.
+func (k TaskKey) String() string { return hex.EncodeToString([]byte(k)) }
 
 // KeyOf returns the TaskKey of an encoded program for a backend.
 func KeyOf(rk RoutingKey, program []byte, backend Backend) TaskKey {
@@ -73,5 +77,5 @@ func KeyOf(rk RoutingKey, program []byte, backend Backend) TaskKey {
 		h.Write(n[:])
 		h.Write(part)
 	}
-	return TaskKey(hex.EncodeToString(h.Sum(nil)))
+	return TaskKey(h.Sum(nil))
 }

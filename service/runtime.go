@@ -40,6 +40,7 @@ func (s *ProverService) run(st *state) {
 
 	stopping, aborting := s.stopping, s.aborting
 	writerBusy := false
+	var inWriter, spare []paas.Write
 	for {
 		st.dispatch()
 		s.carryOut(st, sched, &workers)
@@ -57,10 +58,15 @@ func (s *ProverService) run(st *state) {
 		case cmd := <-s.cmds:
 			cmd(st)
 		case toWriter <- st.writes:
-			st.writes = nil // the writer owns the batch now
+			// The writer owns the batch until it answers; the next one fills the spare.
+			inWriter, st.writes, spare = st.writes, spare, nil
 			writerBusy = true
 		case ws := <-s.results:
 			writerBusy = false
+			// The answers hold copies: the batch is free again, and is kept rather than
+			// let the next one grow from nothing.
+			clear(inWriter)
+			spare, inWriter = inWriter[:0], nil
 			for _, w := range ws {
 				st.commit(w)
 			}
@@ -166,17 +172,17 @@ func (s *ProverService) persist(batch []paas.Write) []written {
 	for i := range todo {
 		todo[i] = i
 	}
+	ws := batch // the writes of todo
 	delay := writeRetryBase
 	for {
-		ws := make([]paas.Write, len(todo))
-		for j, i := range todo {
-			ws[j] = batch[i]
-		}
 		res := s.apply(ws)
 		var again []int
 		for j, i := range todo {
 			w, r := batch[i], res[j]
-			out[i] = written{Write: w, stored: r.Record, err: r.Err}
+			out[i] = written{Write: w, err: r.Err}
+			if w.Insert && r.Err == nil {
+				out[i].Record = r.Record
+			}
 			if r.Err != nil && !w.Insert && !errors.Is(r.Err, paas.ErrStoreClosed) && !errors.Is(r.Err, paas.ErrTaskNotFound) {
 				again = append(again, i)
 			}
@@ -195,6 +201,10 @@ func (s *ProverService) persist(batch []paas.Write) []written {
 			return out
 		}
 		todo, delay = again, min(2*delay, writeRetryMax)
+		ws = make([]paas.Write, len(todo))
+		for j, i := range todo {
+			ws[j] = batch[i]
+		}
 	}
 }
 

@@ -103,7 +103,7 @@ func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 	c.handlerDone(a, nil) // a completes while b's insert is in flight
 	c.commitAll()
 	c.inflight++
-	c.commit(written{Write: insert[0], stored: withSeq(insert[0].Record, 99)})
+	c.commit(written{Write: paas.Write{Insert: true, Record: withSeq(insert[0].Record, 99)}})
 	require.NoError(t, (<-reply).err)
 	c.commitAll()
 	assert.Equal(t, paas.Pending, c.state_(rec.ID))

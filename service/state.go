@@ -83,11 +83,11 @@ type insertion struct {
 	replies []chan<- submitReply
 }
 
-// written is the store's answer to a write.
+// written is the store's answer to a write. For an insert that succeeded, Record is the
+// record the store holds for the key: the new one, or the one that already existed.
 type written struct {
 	paas.Write
-	stored paas.TaskRecord // for an insert: the record the store holds for the key
-	err    error
+	err error
 }
 
 // start asks the run loop to launch the handler of a task.
@@ -300,21 +300,22 @@ func (s *state) inserted(w written) {
 	in := s.inserts[w.Record.Key]
 	delete(s.inserts, w.Record.Key)
 	t := in.task
+	proposed := t.rec.ID
 	var reply submitReply
 	switch {
 	case w.err != nil:
 		reply.err = w.err
-	case w.stored.ID != w.Record.ID:
+	case w.Record.ID != proposed:
 		// The store had the key already: that task stands, this one was never created.
-		reply = s.duplicate(w.Record, w.stored.ID)
+		reply = s.duplicate(t.rec, w.Record.ID)
 	default:
-		reply.id = w.stored.ID
-		t.rec = w.stored
+		reply.id = w.Record.ID
+		t.rec = w.Record
 		s.adopt(t)
 		s.debug("task submitted", t.rec)
 		s.settle(t)
 	}
-	if reply.err != nil || reply.id != w.Record.ID {
+	if reply.err != nil || reply.id != proposed {
 		t.gone = true // its dependencies may still list it
 	}
 	for _, r := range in.replies {

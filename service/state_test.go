@@ -66,8 +66,7 @@ func (c *core) commitAll() []paas.TaskRecord {
 			res := written{Write: w}
 			if w.Insert {
 				c.seq++
-				res.stored = w.Record
-				res.stored.Seq = c.seq
+				res.Record.Seq = c.seq
 			}
 			out = append(out, w.Record)
 			c.commit(res)
@@ -149,12 +148,12 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
 	c.state.submit(rec, nil, reply)
-	w := c.writes[0]
+	require.True(t, c.writes[0].Insert)
 	c.writes = nil
 	existing := rec
 	existing.ID = paas.NewTaskID()
 	existing.State = paas.Completed
-	c.commit(written{Write: w, stored: existing})
+	c.commit(written{Write: paas.Write{Insert: true, Record: existing}})
 	assert.Equal(t, existing.ID, (<-reply).id)
 	_, cached := c.status(existing.ID)
 	assert.False(t, cached, "a finished task found by key is not run again")
