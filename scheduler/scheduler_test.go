@@ -218,13 +218,14 @@ func TestDueCarriesTheTimeTheEntryWasScheduledForNotTheTimeItWasDelivered(t *tes
 	s, fake := newScheduler(t)
 	id := paas.NewTaskID()
 	at := t0.Add(time.Second)
-	s.Schedule(scheduler.Due{ID: id, At: at})
+	s.Schedule(scheduler.Due{ID: id, At: at, Kind: 7})
 
 	require.NoError(t, fake.WaitForTimers(ctx, 1))
 	fake.Advance(time.Minute)
 	got := receive(ctx, t, s)
 	assert.Equal(t, id, got.ID)
 	assert.Equal(t, at, got.At)
+	assert.Equal(t, 7, got.Kind, "the kind is handed back as given")
 }
 
 func TestAStaleEntryIsDeliveredAlongsideTheNewOneWithItsOwnAt(t *testing.T) {

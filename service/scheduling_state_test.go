@@ -355,3 +355,14 @@ func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
 	assert.False(t, cached, "failed by its cancelled dependency")
 	assert.Equal(t, paas.StatusSummary{Blocked: 2, Pending: 2, Failed: 1}, c.summary())
 }
+
+func TestStateDeadlineStillAppliesWhileStopping(t *testing.T) {
+	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
+	c.submit(record("a", paas.BackendNative, 1))
+	starts := c.run()
+	deadline := c.timers[0]
+	c.stop()
+	c.due(deadline)
+	assert.ErrorIs(t, context.Cause(starts[0].ctx), errTimedOut, "a graceful stop does not extend a deadline")
+}

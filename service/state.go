@@ -522,14 +522,14 @@ func (s *state) settleAttempt(t *task, v verdict) {
 // due handles a scheduler entry whose time has come.
 func (s *state) due(d scheduler.Due) {
 	t, ok := s.tasks[d.ID]
-	if !ok || s.stopping {
-		return // ended, or left for the next start
+	if !ok {
+		return // ended
 	}
 	switch d.Kind {
 	case dueAttempt:
 		st := t.rec.State
-		if t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
-			return // stale: cancelled or rescheduled
+		if s.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
+			return // left for the next start, or stale: cancelled or rescheduled
 		}
 		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	case dueDeadline:
