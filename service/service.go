@@ -13,10 +13,12 @@
 //
 // One goroutine, the service loop, owns every unfinished task and takes commands from handles
 // over a channel; handlers run on goroutines of their own, at most Config.Workers[backend]
-// units of weight at a time; a retry scheduler hands retrying tasks back when they are due, and
-// a writer goroutine persists every change through the TaskStore before the loop makes it
-// visible. The caller's duties: call Start before using the handle, and Stop before exit;
-// handlers must return when their context is cancelled.
+// units of weight at a time, highest priority first; a scheduler goroutine hands back the
+// tasks whose retry or input is due and the attempts whose deadline has passed; and a writer
+// goroutine persists every change through the TaskStore, many at a time (group commit),
+// before the loop makes it visible. Tasks wait for their dependencies without polling: the
+// end of a task wakes the tasks blocked on it. The caller's duties: call Start before using
+// the handle, and Stop before exit; handlers must return when their context is cancelled.
 package service
 
 import (
