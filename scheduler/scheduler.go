@@ -69,9 +69,14 @@ func (s *RetryScheduler) Due() <-chan Due { return s.out }
 // Run hands due tasks to Due() until ctx ends. It returns ctx.Err(). Entries still waiting
 // stay in the heap; the service reloads due times from its store on the next start.
 func (s *RetryScheduler) Run(ctx context.Context) error {
-	timer := s.clock.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	// The timer is made when first needed, so that an idle scheduler arms none: tests that
+	// wait for a fake clock's timers see only the ones that stand for due times.
+	var timer clock.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		next, ok := s.popDue()
 		if ok {
@@ -85,13 +90,19 @@ func (s *RetryScheduler) Run(ctx context.Context) error {
 		// Nothing due: sleep until the earliest entry, or until Schedule wakes us.
 		timerC := (<-chan time.Time)(nil)
 		if at, ok := s.earliest(); ok {
-			timer.Reset(at.Sub(s.clock.Now()))
+			if d := at.Sub(s.clock.Now()); timer == nil {
+				timer = s.clock.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
 			timerC = timer.C()
 		}
 		select {
 		case <-timerC:
 		case <-s.wake:
-			timer.Stop()
+			if timer != nil {
+				timer.Stop()
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -356,3 +356,29 @@ func TestLenCountsWaitingEntriesIncludingStaleOnes(t *testing.T) {
 	receive(ctx, t, s)
 	assert.Equal(t, 2, s.Len(), "a delivered entry no longer counts")
 }
+
+// A test that waits for a fake clock's timers must see only timers that stand for due times.
+func TestAnIdleSchedulerArmsNoTimer(t *testing.T) {
+	ctx := testContext(t)
+	fake := clock.NewFake(t0)
+	s := scheduler.New(fake)
+	armed, watched := make(chan struct{}), make(chan struct{})
+	watch, stopWatching := context.WithCancel(ctx)
+	go func() {
+		defer close(watched)
+		// Any timer armed while Run starts up would be seen here.
+		if fake.WaitForTimers(watch, 1) == nil {
+			close(armed)
+		}
+	}()
+	defer func() { stopWatching(); <-watched }()
+	start(t, s)
+	s.Schedule(scheduler.Due{ID: paas.NewTaskID(), At: t0}) // due now: proves Run is running
+	receive(ctx, t, s)
+	assert.Equal(t, 0, fake.Timers())
+	select {
+	case <-armed:
+		t.Fatal("the scheduler armed a timer with nothing to wait for")
+	default:
+	}
+}
