@@ -12,6 +12,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/store/memory"
 )
 
 // fibProgram asks for the N-th Fibonacci number.
@@ -123,4 +124,32 @@ func Example_wrapping() {
 	// Output:
 	// fib attempt 1: prover unreachable
 	// fib attempt 2: proved
+}
+
+func ExampleDependencyProofs() {
+	ctx := context.Background()
+	proofs := memory.NewProofStore()
+	a, b := paas.NewTaskID(), paas.NewTaskID()
+	for id, sum := range map[paas.TaskID]string{a: "1275", b: "3775"} {
+		if err := proofs.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendNative, PublicValues: []byte(sum)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// The service gives every handler a context that carries its task; a test builds one.
+	task := paas.Task{ID: paas.NewTaskID(), RoutingKey: "checkpoint", DependsOn: []paas.TaskID{a, b}}
+	deps, err := handler.DependencyProofs(paas.ContextWithTask(ctx, task), proofs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, p := range deps { // in the order of task.DependsOn
+		fmt.Printf("dependency %d: %s\n", i+1, p.PublicValues)
+	}
+
+	_, err = handler.DependencyProofs(ctx, proofs)
+	fmt.Println("outside a handler:", errors.Is(err, handler.ErrNoTask))
+	// Output:
+	// dependency 1: 1275
+	// dependency 2: 3775
+	// outside a handler: true
 }
