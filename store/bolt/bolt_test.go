@@ -82,7 +82,7 @@ func TestReopenPersists(t *testing.T) {
 	for _, want := range []paas.TaskRecord{a, b, c} {
 		got, err := s.Get(ctx, want.ID)
 		require.NoError(t, err)
-		requireRecordEqual(t, want, got)
+		storetest.RequireRecordEqual(t, want, got)
 	}
 	unfinished, err := s.Unfinished(ctx)
 	require.NoError(t, err)
@@ -312,7 +312,7 @@ func TestCorruptRecord(t *testing.T) {
 			// The rest of the store still works.
 			got, err := s.Get(ctx, healthy.ID)
 			require.NoError(t, err)
-			requireRecordEqual(t, healthy, got)
+			storetest.RequireRecordEqual(t, healthy, got)
 		})
 	}
 }
@@ -438,7 +438,7 @@ func TestIndexFlaggedFinishedRecordUnfinished(t *testing.T) {
 	require.ErrorContains(t, err, "disagrees")
 	got, err := s.Get(ctx, victim.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, victim, got) // the failed Update changed nothing
+	storetest.RequireRecordEqual(t, victim, got) // the failed Update changed nothing
 	dup, err := s.Insert(ctx, storetest.NewRecord("victim"))
 	require.NoError(t, err)
 	require.Equal(t, victim.ID, dup.ID, "the key is still known")
@@ -595,7 +595,7 @@ func TestCloseDuringWrites(t *testing.T) {
 	for _, rec := range acked {
 		got, err := s.Get(ctx, rec.ID)
 		require.NoError(t, err)
-		requireRecordEqual(t, rec, got)
+		storetest.RequireRecordEqual(t, rec, got)
 	}
 }
 
@@ -656,26 +656,6 @@ func ids(recs []paas.TaskRecord) []paas.TaskID {
 		out[i] = r.ID
 	}
 	return out
-}
-
-// requireRecordEqual compares records with times compared by Equal, since the store returns
-// them in UTC without a monotonic reading.
-func requireRecordEqual(t *testing.T, want, got paas.TaskRecord) {
-	t.Helper()
-	for _, p := range []struct {
-		name      string
-		want, got time.Time
-	}{
-		{"NextAttemptAt", want.NextAttemptAt, got.NextAttemptAt},
-		{"WaitingSince", want.WaitingSince, got.WaitingSince},
-		{"CreatedAt", want.CreatedAt, got.CreatedAt},
-		{"UpdatedAt", want.UpdatedAt, got.UpdatedAt},
-	} {
-		require.True(t, p.want.Equal(p.got), "%s: want %v, got %v", p.name, p.want, p.got)
-	}
-	want.NextAttemptAt, want.WaitingSince, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	got.NextAttemptAt, got.WaitingSince, got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	require.Equal(t, want, got)
 }
 
 // The keys in the index are what keep a program from becoming two tasks across restarts; Open

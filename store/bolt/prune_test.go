@@ -63,7 +63,7 @@ func (f pruneFixture) check(t *testing.T, s *bolt.Store) {
 			continue
 		}
 		require.NoError(t, err)
-		requireRecordEqual(t, rec, got)
+		storetest.RequireRecordEqual(t, rec, got)
 		if !rec.State.Final() {
 			unfinished = append(unfinished, rec.ID)
 		}

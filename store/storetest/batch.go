@@ -55,17 +55,17 @@ func testWriteBatchMixed(t *testing.T, s paas.BatchStore) {
 	}
 
 	gotB, gotC, gotDup := results[0].Record, results[2].Record, results[4].Record
-	requireRecordEqual(t, withSeq(b, gotB.Seq), gotB, "an insert's result must be the record stored")
+	RequireRecordEqual(t, withSeq(b, gotB.Seq), gotB, "an insert's result must be the record stored")
 	require.Greater(t, gotB.Seq, a.Seq, "an insert in a batch must get a Seq greater than earlier tasks'")
-	requireRecordEqual(t, withSeq(c, gotC.Seq), gotC)
+	RequireRecordEqual(t, withSeq(c, gotC.Seq), gotC)
 	require.Greater(t, gotC.Seq, gotB.Seq, "inserts in a batch must get Seqs in the order of the writes")
-	requireRecordEqual(t, aRunning, gotDup,
+	RequireRecordEqual(t, aRunning, gotDup,
 		"a duplicate insert must return the existing record as the earlier writes of its batch left it")
 
 	for _, want := range []paas.TaskRecord{aRunning, withSeq(bRunning, gotB.Seq), gotC} {
 		got, err := s.Get(ctx, want.ID)
 		require.NoError(t, err)
-		requireRecordEqual(t, want, got, "Get after WriteBatch")
+		RequireRecordEqual(t, want, got, "Get after WriteBatch")
 	}
 	require.Equal(t, []paas.TaskID{a.ID, b.ID, c.ID}, mustUnfinishedIDs(t, s),
 		"Unfinished after WriteBatch must hold every task once, in Seq order")
@@ -87,8 +87,8 @@ func testWriteBatchDuplicateKey(t *testing.T, s paas.BatchStore) {
 		require.NoError(t, r.Err, "write %d: a duplicate key is not an error", i)
 	}
 	stored := results[0].Record
-	requireRecordEqual(t, withSeq(first, stored.Seq), stored)
-	requireRecordEqual(t, stored, results[2].Record,
+	RequireRecordEqual(t, withSeq(first, stored.Seq), stored)
+	RequireRecordEqual(t, stored, results[2].Record,
 		"the second insert of a key in one batch must return the first's record")
 
 	_, err := s.Get(ctx, second.ID)
@@ -121,7 +121,7 @@ func testWriteBatchUnknownID(t *testing.T, s paas.BatchStore) {
 	}
 	got, err := s.Get(ctx, existing.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, existingDone, got, "the writes around a failed one must apply")
+	RequireRecordEqual(t, existingDone, got, "the writes around a failed one must apply")
 
 	_, err = s.Get(ctx, unknown.ID)
 	require.ErrorIs(t, err, paas.ErrTaskNotFound, "the update of an unknown id must store nothing")
@@ -150,7 +150,7 @@ func testWriteBatchCancelledContext(t *testing.T, s paas.BatchStore) {
 	require.ErrorIs(t, err, paas.ErrTaskNotFound, "a batch with a cancelled context must store nothing")
 	got, err := s.Get(t.Context(), existing.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, existing, got, "a batch with a cancelled context must change nothing")
+	RequireRecordEqual(t, existing, got, "a batch with a cancelled context must change nothing")
 	// Nor may it have taken the key.
 	inserted, err := s.Insert(t.Context(), fresh)
 	require.NoError(t, err)

@@ -59,12 +59,12 @@ func testAllFieldsRoundTrip(t *testing.T, s paas.TaskStore) {
 	rec := withAllFields(NewRecord("all fields"), 1)
 	rec.State = paas.Blocked // as Submit inserts a task whose dependencies have not completed
 	got := mustInsert(t, s, rec)
-	requireRecordEqual(t, withSeq(rec, got.Seq), got, "Insert must return every field it was given")
+	RequireRecordEqual(t, withSeq(rec, got.Seq), got, "Insert must return every field it was given")
 	stored, err := s.Get(ctx, rec.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, got, stored, "Get must return every field Insert was given")
+	RequireRecordEqual(t, got, stored, "Get must return every field Insert was given")
 	dup := mustInsert(t, s, NewRecord("all fields"))
-	requireRecordEqual(t, got, dup, "Insert of a duplicate key must return every field of the existing record")
+	RequireRecordEqual(t, got, dup, "Insert of a duplicate key must return every field of the existing record")
 
 	// Every field but the identity changes.
 	updated := withAllFields(got, 2)
@@ -72,12 +72,12 @@ func testAllFieldsRoundTrip(t *testing.T, s paas.TaskStore) {
 	require.NoError(t, s.Update(ctx, updated))
 	stored, err = s.Get(ctx, rec.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, updated, stored, "Get must return every field Update was given")
+	RequireRecordEqual(t, updated, stored, "Get must return every field Update was given")
 
 	unfinished, err := s.Unfinished(ctx)
 	require.NoError(t, err)
 	require.Len(t, unfinished, 1)
-	requireRecordEqual(t, updated, unfinished[0], "Unfinished must return every field")
+	RequireRecordEqual(t, updated, unfinished[0], "Unfinished must return every field")
 
 	// And back, through a final state.
 	final := withAllFields(stored, 3)
@@ -85,7 +85,7 @@ func testAllFieldsRoundTrip(t *testing.T, s paas.TaskStore) {
 	require.NoError(t, s.Update(ctx, final))
 	stored, err = s.Get(ctx, rec.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, final, stored, "Get must return every field of a final task")
+	RequireRecordEqual(t, final, stored, "Get must return every field of a final task")
 }
 
 func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
@@ -101,7 +101,7 @@ func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
 		require.NoError(t, err)
 		require.Equal(t, recordIDs(want), recordIDs(got), msg)
 		for i := range want {
-			requireRecordEqual(t, want[i], got[i], "%s: record %d", msg, i)
+			RequireRecordEqual(t, want[i], got[i], "%s: record %d", msg, i)
 		}
 	}
 	requireUnfinished("a Blocked task is unfinished", blocked, pending)
@@ -146,17 +146,17 @@ func testWriteBatchAllFields(t *testing.T, s paas.BatchStore) {
 		require.NoError(t, r.Err, "write %d", i)
 	}
 	inserted.Seq = results[0].Record.Seq
-	requireRecordEqual(t, inserted, results[0].Record, "an insert's result must hold every field")
-	requireRecordEqual(t, inserted, results[2].Record, "a duplicate insert's result must hold every field")
+	RequireRecordEqual(t, inserted, results[0].Record, "an insert's result must hold every field")
+	RequireRecordEqual(t, inserted, results[2].Record, "a duplicate insert's result must hold every field")
 
 	for _, want := range []paas.TaskRecord{inserted, updated} {
 		got, err := s.Get(ctx, want.ID)
 		require.NoError(t, err)
-		requireRecordEqual(t, want, got, "Get after WriteBatch must return every field")
+		RequireRecordEqual(t, want, got, "Get after WriteBatch must return every field")
 	}
 	got, err := s.Unfinished(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []paas.TaskID{existing.ID, inserted.ID}, recordIDs(got))
-	requireRecordEqual(t, updated, got[0], "Unfinished after WriteBatch must return every field")
-	requireRecordEqual(t, inserted, got[1], "Unfinished after WriteBatch must return every field")
+	RequireRecordEqual(t, updated, got[0], "Unfinished after WriteBatch must return every field")
+	RequireRecordEqual(t, inserted, got[1], "Unfinished after WriteBatch must return every field")
 }

@@ -69,13 +69,13 @@ func testPrune(t *testing.T, s paas.TaskStore) {
 			continue
 		}
 		require.NoError(t, err, "Prune must keep a %s task updated at %v (cutoff %v)", rec.State, rec.UpdatedAt, cutoff)
-		requireRecordEqual(t, rec, got, "Prune must leave the tasks it keeps unchanged")
+		RequireRecordEqual(t, rec, got, "Prune must leave the tasks it keeps unchanged")
 	}
 	after, err := s.Unfinished(ctx)
 	require.NoError(t, err)
 	require.Equal(t, recordIDs(unfinished), recordIDs(after), "Prune must not change Unfinished, however old the tasks")
 	for i := range unfinished {
-		requireRecordEqual(t, unfinished[i], after[i], "Unfinished record %d after Prune", i)
+		RequireRecordEqual(t, unfinished[i], after[i], "Unfinished record %d after Prune", i)
 	}
 
 	require.Zero(t, mustPrune(t, s, cutoff), "a second Prune with the same argument has nothing left to delete")
@@ -108,10 +108,10 @@ func testPruneForgetsKey(t *testing.T, s paas.TaskStore) {
 	require.Equal(t, again.ID, got.ID, "after Prune, an Insert of a pruned task's key must make a new task")
 	require.NotEqual(t, old.ID, got.ID)
 	require.Greater(t, got.Seq, old.Seq, "a task inserted after Prune must get a Seq greater than every Seq given before, pruned or not")
-	requireRecordEqual(t, withSeq(again, got.Seq), got)
+	RequireRecordEqual(t, withSeq(again, got.Seq), got)
 	stored, err := s.Get(ctx, again.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, got, stored)
+	RequireRecordEqual(t, got, stored)
 	_, err = s.Get(ctx, old.ID)
 	require.ErrorIs(t, err, paas.ErrTaskNotFound, "the new task must not bring the pruned one back")
 
@@ -147,7 +147,7 @@ func testPruneCancelledContext(t *testing.T, s paas.TaskStore) {
 	require.Zero(t, n, "Prune with a cancelled context must delete nothing")
 	got, err := s.Get(ctx, rec.ID)
 	require.NoError(t, err, "Prune with a cancelled context must delete nothing")
-	requireRecordEqual(t, rec, got)
+	RequireRecordEqual(t, rec, got)
 	dup, err := s.Insert(ctx, NewRecord("prunable"))
 	require.NoError(t, err)
 	require.Equal(t, rec.ID, dup.ID, "Prune with a cancelled context must not free a key")
@@ -200,7 +200,7 @@ func testPruneConcurrentInsert(t *testing.T, s paas.TaskStore) {
 			case fresh[i].ID: // after Prune
 				stored, err := s.Get(ctx, fresh[i].ID)
 				require.NoError(t, err, "round %d, Insert %d", round, i)
-				requireRecordEqual(t, withSeq(fresh[i], got[i].Seq), stored)
+				RequireRecordEqual(t, withSeq(fresh[i], got[i].Seq), stored)
 				want = append(want, fresh[i].ID)
 			default:
 				t.Fatalf("round %d, Insert %d returned task %s, neither the old one nor its own", round, i, got[i].ID)

@@ -153,11 +153,11 @@ func testInsert(t *testing.T, s paas.TaskStore) {
 	require.NotZero(t, got.Seq, "Insert must assign a Seq")
 	want := rec
 	want.Seq = got.Seq
-	requireRecordEqual(t, want, got, "Insert must return the record it stored")
+	RequireRecordEqual(t, want, got, "Insert must return the record it stored")
 
 	stored, err := s.Get(ctx, rec.ID)
 	require.NoError(t, err)
-	requireRecordEqual(t, want, stored, "Get must return the inserted record")
+	RequireRecordEqual(t, want, stored, "Get must return the inserted record")
 }
 
 func testInsertIgnoresCallerSeq(t *testing.T, s paas.TaskStore) {
@@ -221,11 +221,11 @@ func testInsertDuplicateKey(t *testing.T, s paas.TaskStore) {
 
 			got, err := s.Insert(ctx, dup)
 			require.NoError(t, err, "a duplicate key is not an error")
-			requireRecordEqual(t, orig, got, "Insert of a duplicate key must return the existing record")
+			RequireRecordEqual(t, orig, got, "Insert of a duplicate key must return the existing record")
 
 			stored, err := s.Get(ctx, orig.ID)
 			require.NoError(t, err)
-			requireRecordEqual(t, orig, stored, "Insert of a duplicate key must leave the existing record unchanged")
+			RequireRecordEqual(t, orig, stored, "Insert of a duplicate key must leave the existing record unchanged")
 
 			_, err = s.Get(ctx, dup.ID)
 			require.ErrorIs(t, err, paas.ErrTaskNotFound, "Insert of a duplicate key must not store the new record")
@@ -354,7 +354,7 @@ func testUpdate(t *testing.T, s paas.TaskStore) {
 
 		got, err := s.Get(ctx, rec.ID)
 		require.NoError(t, err, "step %d", i)
-		requireRecordEqual(t, rec, got, "Get after Update step %d (%s)", i, rec.State)
+		RequireRecordEqual(t, rec, got, "Get after Update step %d (%s)", i, rec.State)
 	}
 }
 
@@ -383,7 +383,7 @@ func testUpdateClearsFields(t *testing.T, s paas.TaskStore) {
 	assert.Empty(t, got.Checkpoint, "Update must clear Checkpoint")
 	assert.True(t, got.FailedDependency.IsZero(), "Update must clear FailedDependency")
 	assert.True(t, got.WaitingSince.IsZero(), "Update must clear WaitingSince, got %v", got.WaitingSince)
-	requireRecordEqual(t, rec, got)
+	RequireRecordEqual(t, rec, got)
 }
 
 func testUpdateKeepsIdentity(t *testing.T, s paas.TaskStore) {
@@ -404,7 +404,7 @@ func testUpdateKeepsIdentity(t *testing.T, s paas.TaskStore) {
 	require.NoError(t, err)
 	want := changed
 	want.Seq, want.Key, want.CreatedAt = orig.Seq, orig.Key, orig.CreatedAt
-	requireRecordEqual(t, want, got, "Update must keep the stored ID, Seq, Key and CreatedAt and replace the rest")
+	RequireRecordEqual(t, want, got, "Update must keep the stored ID, Seq, Key and CreatedAt and replace the rest")
 
 	// The key index must not have followed the Update either: the original key is still taken
 	// by this task, and the key passed to Update is still free.
@@ -490,7 +490,7 @@ func testUnfinished(t *testing.T, s paas.TaskStore) {
 	require.Equal(t, recordIDs(want), recordIDs(got),
 		"Unfinished must return exactly the Blocked, Pending, InProgress and Retrying tasks, in Seq order")
 	for i := range want {
-		requireRecordEqual(t, want[i], got[i], "Unfinished record %d", i)
+		RequireRecordEqual(t, want[i], got[i], "Unfinished record %d", i)
 	}
 
 	// A task that reaches a final state leaves Unfinished.
@@ -587,7 +587,7 @@ func testTimesRoundTrip(t *testing.T, s paas.TaskStore) {
 	rec.CreatedAt = base
 	rec.UpdatedAt = base.Add(1_001 * time.Microsecond)
 	got := mustInsert(t, s, rec)
-	requireRecordEqual(t, withSeq(rec, got.Seq), got)
+	RequireRecordEqual(t, withSeq(rec, got.Seq), got)
 
 	rec = got
 	rec.State = paas.Retrying
@@ -601,7 +601,7 @@ func testTimesRoundTrip(t *testing.T, s paas.TaskStore) {
 	assert.True(t, stored.CreatedAt.Equal(base), "CreatedAt: want %v, got %v", base, stored.CreatedAt)
 	assert.True(t, stored.UpdatedAt.Equal(rec.UpdatedAt), "UpdatedAt: want %v, got %v", rec.UpdatedAt, stored.UpdatedAt)
 	assert.True(t, stored.NextAttemptAt.Equal(rec.NextAttemptAt), "NextAttemptAt: want %v, got %v", rec.NextAttemptAt, stored.NextAttemptAt)
-	requireRecordEqual(t, rec, stored)
+	RequireRecordEqual(t, rec, stored)
 }
 
 func testCancelledContext(t *testing.T, s paas.TaskStore) {
@@ -635,7 +635,7 @@ func testCancelledContext(t *testing.T, s paas.TaskStore) {
 
 		got, err := s.Get(t.Context(), existing.ID)
 		require.NoError(t, err)
-		requireRecordEqual(t, existing, got, "Update with a cancelled context must change nothing")
+		RequireRecordEqual(t, existing, got, "Update with a cancelled context must change nothing")
 	})
 	t.Run("Get", func(t *testing.T) {
 		_, err := s.Get(cancelled, existing.ID)
@@ -647,9 +647,10 @@ func testCancelledContext(t *testing.T, s paas.TaskStore) {
 	})
 }
 
-// requireRecordEqual fails t unless got has the fields of want, with times compared by
-// time.Time.Equal and a nil Program equal to an empty one.
-func requireRecordEqual(t *testing.T, want, got paas.TaskRecord, msgAndArgs ...any) {
+// RequireRecordEqual fails t unless got has the fields of want, with times compared by
+// time.Time.Equal (a store may drop the location and monotonic reading) and a nil Program,
+// DependsOn or Checkpoint equal to an empty one. Store authors use it in their own tests.
+func RequireRecordEqual(t *testing.T, want, got paas.TaskRecord, msgAndArgs ...any) {
 	t.Helper()
 	for _, f := range []struct {
 		name      string
