@@ -20,6 +20,8 @@ const (
 	DefaultMaxDelay    = 5 * time.Minute
 	DefaultJitter      = 0.1
 	DefaultMaxRestarts = 3
+	// DefaultMaxInterruptions is the RetryConfig.MaxInterruptions used when it is zero.
+	DefaultMaxInterruptions = 10
 )
 
 // DefaultMaxInputWait is the Config.MaxInputWait used when it is zero.
@@ -77,18 +79,25 @@ type RetryConfig struct {
 	// MaxRestarts is how many attempts may fail with Restart (discarding the task's
 	// checkpoint), a budget apart from MaxRetries; 0 means a Restart fails the task.
 	MaxRestarts int
+	// MaxInterruptions is how many attempts of a task may be cut short by the end of the
+	// process that ran them (found InProgress at Start: a crash, a kill, a handler abandoned
+	// by Stop) before the task fails, a budget apart from MaxRetries: a node that is killed
+	// often does not use up its tasks' retries, while a task that crashes the process every
+	// time still stops looping. Zero means DefaultMaxInterruptions (10).
+	MaxInterruptions int
 }
 
 // DefaultRetryConfig returns the retry policy used when Config.Retry is nil: 3 retries, 1s
 // doubling up to 5m, 10% jitter.
 func DefaultRetryConfig() RetryConfig {
 	return RetryConfig{
-		MaxRetries:  DefaultMaxRetries,
-		BaseDelay:   DefaultBaseDelay,
-		Multiplier:  DefaultMultiplier,
-		MaxDelay:    DefaultMaxDelay,
-		Jitter:      DefaultJitter,
-		MaxRestarts: DefaultMaxRestarts,
+		MaxRetries:       DefaultMaxRetries,
+		BaseDelay:        DefaultBaseDelay,
+		Multiplier:       DefaultMultiplier,
+		MaxDelay:         DefaultMaxDelay,
+		Jitter:           DefaultJitter,
+		MaxRestarts:      DefaultMaxRestarts,
+		MaxInterruptions: DefaultMaxInterruptions,
 	}
 }
 
@@ -147,8 +156,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// WithDefaults returns a copy of r with zero BaseDelay, Multiplier and MaxDelay set to their
-// defaults. MaxRetries and Jitter are taken as given: zero means none.
+// WithDefaults returns a copy of r with zero BaseDelay, Multiplier, MaxDelay and
+// MaxInterruptions set to their defaults. MaxRetries, Jitter and MaxRestarts are taken as
+// given: zero means none.
 func (r RetryConfig) WithDefaults() RetryConfig {
 	if r.BaseDelay == 0 {
 		r.BaseDelay = DefaultBaseDelay
@@ -158,6 +168,9 @@ func (r RetryConfig) WithDefaults() RetryConfig {
 	}
 	if r.MaxDelay == 0 {
 		r.MaxDelay = max(DefaultMaxDelay, r.BaseDelay)
+	}
+	if r.MaxInterruptions == 0 {
+		r.MaxInterruptions = DefaultMaxInterruptions
 	}
 	return r
 }
@@ -169,6 +182,8 @@ func (r RetryConfig) Validate() error {
 		return fmt.Errorf("%w: Retry.MaxRetries = %d, want >= 0", ErrInvalidConfig, r.MaxRetries)
 	case r.MaxRestarts < 0:
 		return fmt.Errorf("%w: Retry.MaxRestarts = %d, want >= 0", ErrInvalidConfig, r.MaxRestarts)
+	case r.MaxInterruptions < 0:
+		return fmt.Errorf("%w: Retry.MaxInterruptions = %d, want >= 0", ErrInvalidConfig, r.MaxInterruptions)
 	case r.BaseDelay <= 0:
 		return fmt.Errorf("%w: Retry.BaseDelay = %s, want > 0", ErrInvalidConfig, r.BaseDelay)
 	case math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0) || r.Multiplier < 1:

@@ -19,6 +19,14 @@ var (
 	// ErrTaskFinished is returned when cancelling a task that has already reached a final state.
 	ErrTaskFinished = errors.New("paas: task already finished")
 
+	// ErrConflict is wrapped by the error of a fenced write (see TaskRecord.Version) that
+	// finds the stored record changed since the record it was decided on was read. Nothing was
+	// written; the writer reads the record again and decides anew.
+	ErrConflict = errors.New("paas: task changed since it was read")
+
+	// ErrProofNotFound is wrapped by the error of a ProofReader that has no proof for a task.
+	ErrProofNotFound = errors.New("paas: proof not found")
+
 	// ErrStoreClosed is wrapped by the errors of a store that has been closed. The service
 	// does not retry writes that fail with it.
 	ErrStoreClosed = errors.New("paas: store closed")
@@ -40,6 +48,9 @@ var (
 	// ErrUnknownDependency: Submit named a dependency that is no task.
 	ErrUnknownDependency = errors.New("paas: unknown dependency")
 	// ErrDependencyCycle: Submit made a task depend on itself.
+	//
+	// Deprecated: a new task has a new id, so no dependency can name it, and the options of
+	// a Submit of an existing task are ignored; Submit no longer returns it.
 	ErrDependencyCycle = errors.New("paas: dependency cycle")
 	// ErrNotRetryable is returned by Retry for a task that is not Failed or Cancelled.
 	ErrNotRetryable = errors.New("paas: only a failed or cancelled task can be retried")
@@ -75,6 +86,22 @@ func (e *DependencyError) Error() string {
 	}
 	return fmt.Sprintf("paas: dependency %s %s", e.ID, e.State)
 }
+
+// AbandonedError is returned by ProverService.Stop when its ctx ended and some handlers did
+// not return even after their contexts were cancelled (an in-process prover that cannot be
+// interrupted, say). Stop returns without them; ProverService.Stopped is closed once they have
+// returned. Their tasks stay InProgress in the store until then, and a task still so at the
+// next Start is recovered as interrupted. errors.Is(err, ctx.Err()) holds.
+type AbandonedError struct {
+	Handlers int   // how many handlers were still running when Stop returned
+	Err      error // the ctx error that ended Stop's wait
+}
+
+func (e *AbandonedError) Error() string {
+	return fmt.Sprintf("paas: stop: %d handlers abandoned, still running after cancellation: %v", e.Handlers, e.Err)
+}
+
+func (e *AbandonedError) Unwrap() error { return e.Err }
 
 // PermanentError marks a handler error that retrying cannot fix. Build it with Permanent.
 type PermanentError struct{ Err error }

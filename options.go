@@ -11,7 +11,9 @@ type SubmitOption func(*SubmitOptions)
 type SubmitOptions struct {
 	DependsOn []TaskID
 	Priority  int
-	Timeout   time.Duration
+	// Timeout is as given to Timeout; it counts only if TimeoutSet.
+	Timeout    time.Duration
+	TimeoutSet bool
 }
 
 // After makes the task wait, Blocked, until every task in ids has Completed. If one of them
@@ -28,8 +30,10 @@ func Priority(p int) SubmitOption {
 	return func(o *SubmitOptions) { o.Priority = p }
 }
 
-// Timeout bounds each attempt of the task, overriding Config.Timeouts for its backend; see
-// Config.Timeouts for how a timed-out attempt is retried.
+// Timeout bounds each attempt of the task by d, overriding Config.Timeouts for its backend;
+// see Config.Timeouts for how a timed-out attempt is retried. Timeout(0) means no timeout: the
+// task opts out of its backend's default. A task submitted without Timeout has its backend's
+// default. Submit refuses a negative d with ErrInvalidOption.
 func Timeout(d time.Duration) SubmitOption {
-	return func(o *SubmitOptions) { o.Timeout = d }
+	return func(o *SubmitOptions) { o.Timeout, o.TimeoutSet = d, true }
 }

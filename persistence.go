@@ -11,7 +11,13 @@ import (
 type TaskRecord struct {
 	ID TaskID
 	// Seq orders tasks by submission; the store assigns it on Insert, increasing.
-	Seq        uint64
+	Seq uint64
+	// Version fences writes made from a record read earlier. The writer numbers its writes of
+	// a task: 1 for the insert, one more for each update. A store keeps the Version it is
+	// given, and applies an update whose Version is not zero only if the stored record's
+	// Version is one less, so a write decided on a record that has changed since it was read
+	// fails with ErrConflict instead of overwriting the change. Zero means an unfenced write.
+	Version    uint64
 	Key        TaskKey
 	RoutingKey RoutingKey
 	Backend    Backend
@@ -21,17 +27,30 @@ type TaskRecord struct {
 	DependsOn  []TaskID // tasks that must complete before this one runs
 	// Timeout bounds each attempt; zero means the backend's default (Config.Timeouts).
 	Timeout time.Duration
+	// NoTimeout says that the task's attempts have no timeout, whatever its backend's default
+	// (the task was submitted with Timeout(0)). Timeout is then zero.
+	NoTimeout bool
 	State   TaskState
 	// Attempts is how many attempts have counted against the retry budget. It is reset only by
 	// an operator's Retry, so the budget survives every transition and every restart.
 	Attempts int
 	// Restarts is how many attempts failed with Restart, against Retry.MaxRestarts.
 	Restarts int
+	// Interruptions is how many attempts were cut short by the end of the process that ran
+	// them (a crash, or a handler abandoned by Stop), against Retry.MaxInterruptions.
+	Interruptions int
+	// Runs is how many times a handler has been started for the task, whatever the outcome:
+	// every attempt counts, including those that found the input not ready, failed with
+	// Restart or were interrupted. It is Task.Attempt of the latest attempt.
+	Runs int
 	// Checkpoint is the handler's last saved checkpoint, or nil.
 	Checkpoint []byte
 	LastError  string
 	// FailedDependency is the dependency whose failure failed this task, or zero.
 	FailedDependency TaskID
+	// FailedDependencyState is the final state of FailedDependency (Failed or Cancelled), or
+	// zero if it is not known.
+	FailedDependencyState TaskState
 	// NextAttemptAt is when a Retrying task, or one Blocked on its input, is due; zero otherwise.
 	NextAttemptAt time.Time
 	// WaitingSince is when the task first found its input not ready; zero if it never did.
@@ -51,6 +70,8 @@ func (r TaskRecord) Status() TaskStatus {
 		DependsOn:     append([]TaskID(nil), r.DependsOn...),
 		Attempts:      r.Attempts,
 		Restarts:      r.Restarts,
+		Interruptions: r.Interruptions,
+		Runs:          r.Runs,
 		LastError:     r.LastError,
 		NextAttemptAt: r.NextAttemptAt,
 		CreatedAt:     r.CreatedAt,
@@ -64,6 +85,7 @@ func (r TaskRecord) Result() TaskResult {
 	if r.State == Failed {
 		res.Error = r.LastError
 		res.FailedDependency = r.FailedDependency
+		res.FailedDependencyState = r.FailedDependencyState
 	}
 	return res
 }
@@ -91,15 +113,21 @@ type TaskStore interface {
 	// record; callers tell the two apart by comparing IDs.
 	Insert(ctx context.Context, rec TaskRecord) (TaskRecord, error)
 	// Update replaces the stored record with the same ID. It returns an error wrapping
-	// ErrTaskNotFound if there is none. ID, Seq, Key, and CreatedAt never change.
+	// ErrTaskNotFound if there is none. ID, Seq, Key, and CreatedAt never change. If
+	// rec.Version is not zero and the stored record's Version is not rec.Version-1, it changes
+	// nothing and returns an error wrapping ErrConflict (see TaskRecord.Version).
 	Update(ctx context.Context, rec TaskRecord) error
 	// Get returns the record with the given id, or an error wrapping ErrTaskNotFound.
 	Get(ctx context.Context, id TaskID) (TaskRecord, error)
+	// GetByKey returns the record of the task with the given key, whatever its state, or an
+	// error wrapping ErrTaskNotFound.
+	GetByKey(ctx context.Context, key TaskKey) (TaskRecord, error)
 	// Unfinished returns every record not in a final state, in Seq order.
 	Unfinished(ctx context.Context) ([]TaskRecord, error)
 	// Prune deletes the tasks in a final state (Completed, Failed, Cancelled) last updated
-	// before the given time, and never an unfinished one. It returns how many it deleted. A
-	// pruned task is forgotten: submitting its program again makes a new task.
+	// before the given time, and never an unfinished one, nor one that an unfinished task
+	// depends on (it is kept until its dependents have finished too). It returns how many it
+	// deleted. A pruned task is forgotten: submitting its program again makes a new task.
 	Prune(ctx context.Context, before time.Time) (int, error)
 }
 

@@ -125,7 +125,9 @@ type Task struct {
 	Backend    Backend
 	// Program is the program as encoded by the service's Codec at Submit. Decode it with the same Codec.
 	Program []byte
-	// Attempt counts from 1 for the first attempt.
+	// Attempt counts every attempt, from 1 for the first: each start of a handler for the
+	// task, whatever the last one's outcome (a transient error, input not ready, a Restart, an
+	// interruption), since it was submitted or last put back by an operator's Retry.
 	Attempt int
 	// DependsOn lists the tasks that completed before this one could start; a handler reads
 	// their proofs from its proof store.
@@ -168,6 +170,11 @@ type TaskStatus struct {
 	Attempts int
 	// Restarts is how many attempts failed with Restart, against Retry.MaxRestarts.
 	Restarts int
+	// Interruptions is how many attempts were cut short by the end of the process that ran
+	// them, against Retry.MaxInterruptions.
+	Interruptions int
+	// Runs is how many attempts have started in all, whatever their outcome (Task.Attempt).
+	Runs int
 	// LastError is the error of the last failed attempt, or empty.
 	LastError string
 	// NextAttemptAt is when a Retrying task, or a task Blocked on its input, is looked at
@@ -186,6 +193,8 @@ type TaskResult struct {
 	Error string
 	// FailedDependency is the dependency whose failure failed this task, or zero.
 	FailedDependency TaskID
+	// FailedDependencyState is the final state of FailedDependency, or zero if not known.
+	FailedDependencyState TaskState
 }
 
 // Err returns nil for a Completed task and a *TaskError describing the outcome otherwise. For
@@ -196,14 +205,17 @@ func (r TaskResult) Err() error {
 	}
 	err := &TaskError{ID: r.ID, State: r.State, Message: r.Error}
 	if !r.FailedDependency.IsZero() {
-		err.Err = &DependencyError{ID: r.FailedDependency}
+		err.Err = &DependencyError{ID: r.FailedDependency, State: r.FailedDependencyState}
 	}
 	return err
 }
 
 // StatusSummary counts the tasks of a service by state. Unfinished counts (Blocked, Pending,
-// InProgress, Retrying) cover every unfinished task of the store the service runs on; the final counts cover
-// the tasks that reached their final state since the service started.
+// InProgress, Retrying) cover every unfinished task that the service runs. The final counts
+// (Completed, Failed, Cancelled) cover the tasks that reached a final state since the service
+// started and are still in it: each task counts once, under its current state, so a Failed
+// task that an operator retries leaves the Failed count, and joins Completed if it then
+// completes. Tasks that finished before the start are in the store, not in these counts.
 type StatusSummary struct {
 	Blocked    int
 	Pending    int

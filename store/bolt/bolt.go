@@ -1,12 +1,14 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +25,8 @@ var (
 	// in this one, holds the file. Two writers would corrupt it, so bbolt locks it exclusively.
 	ErrLocked = errors.New("bolt: store file is in use by another process (or another open Store)")
 	// ErrProofNotFound is wrapped by the error of Store.Proof for a task that has no proof.
-	ErrProofNotFound = errors.New("bolt: proof not found")
+	// It wraps paas.ErrProofNotFound.
+	ErrProofNotFound = fmt.Errorf("bolt: %w", paas.ErrProofNotFound)
 )
 
 const (
@@ -90,6 +93,10 @@ var (
 	bucketTasks  = []byte("tasks")  // id → record; its sequence is the last Seq given
 	bucketIndex  = []byte("index")  // Seq, 8 bytes big-endian → index entry, for every task; its sequence counts the entries pruned
 	bucketProofs = []byte("proofs") // id → proof
+	// dependency id ‖ dependent id → nothing, for every unfinished task and each of its
+	// dependencies, so that Prune keeps the tasks that unfinished tasks depend on without
+	// reading the records of the unfinished tasks.
+	bucketDependents = []byte("dependents")
 )
 
 // Store is a paas.TaskStore, paas.BatchStore and handler.ProofStorer kept in one bbolt file.
@@ -140,10 +147,15 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketTasks, bucketIndex, bucketProofs} {
+		// A file written before the dependents bucket existed gets it filled from its records.
+		fill := tx.Bucket(bucketDependents) == nil && tx.Bucket(bucketTasks) != nil
+		for _, name := range [][]byte{bucketTasks, bucketIndex, bucketProofs, bucketDependents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if fill {
+			return fillDependents(tx)
 		}
 		return nil
 	})
@@ -391,6 +403,26 @@ func (s *Store) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error
 	return rec, nil
 }
 
+// GetByKey implements paas.TaskStore. It finds the task in the map of keys that the Store
+// keeps in memory, then reads its record as Get does.
+func (s *Store) GetByKey(ctx context.Context, key paas.TaskKey) (paas.TaskRecord, error) {
+	s.mu.Lock()
+	id, ok := s.keys[key]
+	s.mu.Unlock()
+	if !ok {
+		if err := s.ready(ctx); err != nil {
+			return paas.TaskRecord{}, fmt.Errorf("bolt: get task of key %s: %w", key, err)
+		}
+		return paas.TaskRecord{}, fmt.Errorf("bolt: get task of key %s: %w", key, paas.ErrTaskNotFound)
+	}
+	rec, err := s.Get(ctx, id)
+	if errors.Is(err, paas.ErrTaskNotFound) {
+		// Pruned since the map was read: the key is free again.
+		return paas.TaskRecord{}, fmt.Errorf("bolt: get task of key %s: %w", key, paas.ErrTaskNotFound)
+	}
+	return rec, err
+}
+
 // Unfinished implements paas.TaskStore. It scans the index in Seq order, and reads the records
 // of the entries not flagged finished only: a restart reads every task's small index entry,
 // but not the record of a finished task. It fails with a *CorruptRecordError if an index entry
@@ -440,7 +472,9 @@ const defaultPruneBatch = 4096
 // Prune implements paas.TaskStore. It deletes the record, the index entry and the key of each
 // task in a final state whose UpdatedAt is before the given time, so that the task is
 // forgotten: Get no longer finds it, and its program submitted again becomes a new task, with
-// a new id and a greater Seq. It never deletes an unfinished task.
+// a new id and a greater Seq. It never deletes an unfinished task, nor a finished one that an
+// unfinished task depends on (the dependents bucket tells which, without reading the records
+// of unfinished tasks): such a task is kept until its dependents have finished.
 //
 // Proofs are not deleted: they are the product, which whoever submitted the tasks may still
 // come to read, and a proof outlives its task harmlessly. A caller that wants the proofs of
@@ -579,6 +613,7 @@ func pruneTx(tx *bbolt.Tx, from, end uint64, before time.Time, limit int) (prune
 		}
 		p.next = e.seq + 1
 	}
+	p.deleted = keepDependencies(b, p.deleted)
 	for _, t := range p.deleted {
 		if err := b.tasks.Delete(t.id[:]); err != nil {
 			return prunePass{}, err
@@ -593,6 +628,16 @@ func pruneTx(tx *bbolt.Tx, from, end uint64, before time.Time, limit int) (prune
 		}
 	}
 	return p, nil
+}
+
+// keepDependencies returns the tasks of doomed on which no unfinished task depends, as the
+// dependents bucket tells.
+func keepDependencies(b buckets, doomed []prunedTask) []prunedTask {
+	c := b.dependents.Cursor()
+	return slices.DeleteFunc(doomed, func(t prunedTask) bool {
+		k, _ := c.Seek(t.id[:])
+		return k != nil && bytes.HasPrefix(k, t.id[:])
+	})
 }
 
 // StoreProof implements handler.ProofStorer. It is idempotent, as the service's at-least-once
@@ -710,16 +755,17 @@ func abort(err error) error {
 }
 
 type buckets struct {
-	tasks, index, proofs *bbolt.Bucket
+	tasks, index, proofs, dependents *bbolt.Bucket
 }
 
 func openBuckets(tx *bbolt.Tx) (buckets, error) {
 	b := buckets{
-		tasks:  tx.Bucket(bucketTasks),
-		index:  tx.Bucket(bucketIndex),
-		proofs: tx.Bucket(bucketProofs),
+		tasks:      tx.Bucket(bucketTasks),
+		index:      tx.Bucket(bucketIndex),
+		proofs:     tx.Bucket(bucketProofs),
+		dependents: tx.Bucket(bucketDependents),
 	}
-	if b.tasks == nil || b.index == nil || b.proofs == nil {
+	if b.tasks == nil || b.index == nil || b.proofs == nil || b.dependents == nil {
 		// Open creates them all, so the file has been tampered with.
 		return b, abort(errors.New("bolt: a bucket of the store is missing"))
 	}
@@ -803,6 +849,9 @@ func insertTx(tx *bbolt.Tx, keys *txKeys, rec paas.TaskRecord) (paas.TaskRecord,
 	if err := b.index.Put(seqKey(rec.Seq), encodeIndexEntry(rec.State.Final(), rec.ID, rec.Key)); err != nil {
 		return paas.TaskRecord{}, abort(err)
 	}
+	if err := setDependents(b, paas.TaskRecord{}, rec); err != nil {
+		return paas.TaskRecord{}, abort(err)
+	}
 	keys.add(rec.Key, rec.ID)
 	// A copy, so that the caller's Program is not handed back as the store's.
 	return rec.Clone(), nil
@@ -819,6 +868,9 @@ func updateTx(tx *bbolt.Tx, rec paas.TaskRecord) error {
 	old, err := getTx(b, rec.ID)
 	if err != nil {
 		return err
+	}
+	if rec.Version != 0 && old.Version != rec.Version-1 {
+		return fmt.Errorf("version %d, but the stored version is %d: %w", rec.Version, old.Version, paas.ErrConflict)
 	}
 	rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
 	val, err := encodeRecord(rec)
@@ -846,6 +898,9 @@ func updateTx(tx *bbolt.Tx, rec paas.TaskRecord) error {
 		}
 	}
 	if err := b.tasks.Put(rec.ID[:], val); err != nil {
+		return abort(err)
+	}
+	if err := setDependents(b, old, rec); err != nil {
 		return abort(err)
 	}
 	if moves {

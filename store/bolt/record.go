@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 
 	"github.com/zkpaas/paas"
@@ -37,6 +38,7 @@ func (e *CorruptRecordError) Unwrap() error { return e.Err }
 // keeps decoding the old ones, so a file written by an older release stays readable.
 const (
 	recordV1 byte = 1
+	recordV2 byte = 2
 	proofV1  byte = 1
 	indexV1  byte = 1
 )
@@ -55,9 +57,9 @@ var (
 	maxUnix = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC).Unix()
 )
 
-// encodeRecord returns the stored form of rec, version 1:
+// encodeRecord returns the stored form of rec, version 2:
 //
-//	version           1 byte, 1
+//	version           1 byte, 2
 //	ID                16 bytes
 //	Seq               uvarint
 //	Key               bytes
@@ -78,7 +80,14 @@ var (
 //	WaitingSince      time
 //	CreatedAt         time
 //	UpdatedAt         time
+//	Version           uvarint                  (version 2 on)
+//	Interruptions     varint, not negative     (version 2 on)
+//	Runs              varint, not negative     (version 2 on)
+//	FailedDependencyState  1 byte, 0 or a state  (version 2 on)
+//	flags             1 byte: 1 for NoTimeout  (version 2 on)
 //	checksum          4 bytes, big-endian: CRC-32C of everything before it
+//
+// Version 1 is version 2 without the fields marked "version 2 on", which read back as zero.
 //
 // where bytes is a uvarint length followed by the bytes, and time is one byte, 0 for the zero
 // time or 1 followed by the Unix seconds (varint) and nanoseconds (uvarint). Times read back in
@@ -96,7 +105,7 @@ func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, maxRecordLen(rec))
-	b = append(b, recordV1)
+	b = append(b, recordV2)
 	b = append(b, rec.ID[:]...)
 	b = binary.AppendUvarint(b, rec.Seq)
 	b = appendBytes(b, []byte(rec.Key))
@@ -120,14 +129,23 @@ func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
 	b = appendTime(b, rec.WaitingSince)
 	b = appendTime(b, rec.CreatedAt)
 	b = appendTime(b, rec.UpdatedAt)
+	b = binary.AppendUvarint(b, rec.Version)
+	b = binary.AppendVarint(b, int64(rec.Interruptions))
+	b = binary.AppendVarint(b, int64(rec.Runs))
+	b = append(b, byte(rec.FailedDependencyState))
+	var flags byte
+	if rec.NoTimeout {
+		flags |= flagNoTimeout
+	}
+	b = append(b, flags)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
 // maxRecordLen returns an upper bound of the length of rec encoded.
 func maxRecordLen(rec paas.TaskRecord) int {
 	const idLen = len(paas.TaskID{})
-	const fixed = 1 + idLen + 1 + 1 + idLen + crcLen // version, ID, State, FailedDependency, checksum
-	const varints = 13                               // Seq, Weight, Priority, Timeout, Attempts, Restarts, and 7 lengths or counts
+	const fixed = 1 + idLen + 1 + 1 + idLen + 2 + crcLen // version, ID, State, FailedDependency, its state and flags, checksum
+	const varints = 16                                   // Seq, Weight, Priority, Timeout, Attempts, Restarts, Version, Interruptions, Runs, and 7 lengths or counts
 	const times = 4 * (1 + 2*binary.MaxVarintLen64)
 	return fixed + varints*binary.MaxVarintLen64 + times + idLen*len(rec.DependsOn) +
 		len(rec.Key) + len(rec.RoutingKey) + len(rec.Backend) + len(rec.Program) + len(rec.Checkpoint) + len(rec.LastError)
@@ -141,7 +159,7 @@ func decodeRecord(id paas.TaskID, b []byte) (paas.TaskRecord, error) {
 	corrupt := func(format string, args ...any) error {
 		return &CorruptRecordError{ID: id, Err: fmt.Errorf(format, args...)}
 	}
-	body, err := checkEnvelope(b, recordV1)
+	body, err := checkEnvelope(b, recordV1, recordV2)
 	if err != nil {
 		return paas.TaskRecord{}, &CorruptRecordError{ID: id, Err: err}
 	}
@@ -170,6 +188,17 @@ func decodeRecord(id paas.TaskID, b []byte) (paas.TaskRecord, error) {
 	rec.WaitingSince = r.time()
 	rec.CreatedAt = r.time()
 	rec.UpdatedAt = r.time()
+	if b[0] >= recordV2 {
+		rec.Version = r.uvarint()
+		rec.Interruptions = r.int()
+		rec.Runs = r.int()
+		rec.FailedDependencyState = paas.TaskState(r.byte())
+		flags := r.byte()
+		rec.NoTimeout = flags&flagNoTimeout != 0
+		if r.err == nil && flags&^flagNoTimeout != 0 {
+			return paas.TaskRecord{}, corrupt("unknown flags %#x", flags)
+		}
+	}
 	if r.err != nil {
 		return paas.TaskRecord{}, corrupt("%w", r.err)
 	}
@@ -199,6 +228,12 @@ func validateRecord(rec paas.TaskRecord) error {
 		return fmt.Errorf("negative timeout %s", rec.Timeout)
 	case rec.Restarts < 0:
 		return fmt.Errorf("negative restarts %d", rec.Restarts)
+	case rec.Interruptions < 0:
+		return fmt.Errorf("negative interruptions %d", rec.Interruptions)
+	case rec.Runs < 0:
+		return fmt.Errorf("negative runs %d", rec.Runs)
+	case rec.FailedDependencyState != 0 && !rec.FailedDependencyState.Valid():
+		return fmt.Errorf("invalid state %d of the failed dependency", uint8(rec.FailedDependencyState))
 	}
 	for i, dep := range rec.DependsOn {
 		if dep.IsZero() {
@@ -321,13 +356,16 @@ func decodeIndexEntry(k, v []byte) (indexEntry, error) {
 	return e, &CorruptRecordError{ID: e.id, Err: fmt.Errorf("index entry at seq %d: %w", e.seq, err)}
 }
 
-// checkEnvelope checks the version byte and the checksum of a stored value and returns what
-// lies between them.
-func checkEnvelope(b []byte, version byte) ([]byte, error) {
+// flagNoTimeout is the bit of a record's flags byte for TaskRecord.NoTimeout.
+const flagNoTimeout byte = 1
+
+// checkEnvelope checks the version byte, which must be one of versions, and the checksum of a
+// stored value and returns what lies between them.
+func checkEnvelope(b []byte, versions ...byte) ([]byte, error) {
 	switch {
 	case len(b) == 0:
 		return nil, errors.New("empty value")
-	case b[0] != version:
+	case !slices.Contains(versions, b[0]):
 		return nil, fmt.Errorf("unknown format version %d", b[0])
 	case len(b) < 1+crcLen:
 		return nil, fmt.Errorf("truncated: %d bytes", len(b))

@@ -82,6 +82,10 @@ func (s *Store) updateLocked(rec paas.TaskRecord) error {
 	if !ok {
 		return fmt.Errorf("memory: update task %s: %w", rec.ID, paas.ErrTaskNotFound)
 	}
+	if rec.Version != 0 && old.Version != rec.Version-1 {
+		return fmt.Errorf("memory: update task %s to version %d: stored version is %d: %w",
+			rec.ID, rec.Version, old.Version, paas.ErrConflict)
+	}
 	rec = rec.Clone()
 	rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
 	s.byID[rec.ID] = rec
@@ -127,6 +131,20 @@ func (s *Store) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error
 	return rec.Clone(), nil
 }
 
+// GetByKey implements paas.TaskStore.
+func (s *Store) GetByKey(ctx context.Context, key paas.TaskKey) (paas.TaskRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.byKey[key]
+	if !ok {
+		return paas.TaskRecord{}, fmt.Errorf("memory: get task of key %s: %w", key, paas.ErrTaskNotFound)
+	}
+	return s.byID[id].Clone(), nil
+}
+
 // Unfinished implements paas.TaskStore.
 func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
 	if err := ctx.Err(); err != nil {
@@ -147,16 +165,25 @@ func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
 }
 
 // Prune implements paas.TaskStore. It deletes, under one hold of the lock, every task in a
-// final state whose UpdatedAt is before the given time, and frees its key.
+// final state whose UpdatedAt is before the given time and on which no unfinished task
+// depends, and frees its key.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	needed := make(map[paas.TaskID]bool)
+	for _, rec := range s.byID {
+		if !rec.State.Final() {
+			for _, dep := range rec.DependsOn {
+				needed[dep] = true
+			}
+		}
+	}
 	n := 0
 	for id, rec := range s.byID {
-		if rec.State.Final() && rec.UpdatedAt.Before(before) {
+		if rec.State.Final() && rec.UpdatedAt.Before(before) && !needed[id] {
 			delete(s.byID, id)
 			if s.byKey[rec.Key] == id {
 				delete(s.byKey, rec.Key)

@@ -3,7 +3,6 @@ package memory
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -12,7 +11,13 @@ import (
 )
 
 // ErrProofNotFound is wrapped by the error of ProofStore.Proof for a task that has no proof.
-var ErrProofNotFound = errors.New("memory: proof not found")
+// errors.Is finds paas.ErrProofNotFound in it too.
+var ErrProofNotFound error = errProofNotFound{}
+
+type errProofNotFound struct{}
+
+func (errProofNotFound) Error() string        { return "memory: proof not found" }
+func (errProofNotFound) Is(target error) bool { return target == paas.ErrProofNotFound }
 
 // ProofStore is an in-memory handler.ProofStorer, for tests and examples: plug it into a
 // handler.RemoteProofHandler as its Storer, then read the proofs back with Proof. Like Store,

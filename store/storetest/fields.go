@@ -24,9 +24,13 @@ func withAllFields(rec paas.TaskRecord, n int) paas.TaskRecord {
 	rec.Timeout = d*1500*time.Millisecond + 7*time.Nanosecond
 	rec.Attempts = n
 	rec.Restarts = n + 1
+	rec.Interruptions = n + 2
+	rec.Runs = 2*n + 3
+	rec.NoTimeout = n%2 == 0
 	rec.Checkpoint = fmt.Appendf(nil, "checkpoint %d", n)
 	rec.LastError = fmt.Sprintf("last error %d", n)
 	rec.FailedDependency = rec.DependsOn[1]
+	rec.FailedDependencyState = []paas.TaskState{paas.Failed, paas.Cancelled}[n%2]
 	rec.NextAttemptAt = rec.CreatedAt.Add(d*time.Minute + 333*time.Microsecond)
 	rec.WaitingSince = rec.CreatedAt.Add(d*time.Second + 123*time.Microsecond)
 	rec.UpdatedAt = rec.CreatedAt.Add(d*time.Millisecond + 1*time.Microsecond)

@@ -34,7 +34,9 @@
 // the other fields that NewRecord leaves zero, must come back as it went in, through Insert,
 // Update, Get, Unfinished and WriteBatch; an empty DependsOn or Checkpoint may come back nil.
 // Prune is held to its doc comment: it deletes exactly the final tasks last updated strictly
-// before its argument, frees their keys, and leaves Seq increasing past them.
+// before its argument that no unfinished task depends on, frees their keys, and leaves Seq
+// increasing past them. An update whose Version is not zero is fenced (see
+// paas.TaskRecord.Version); the other tests leave Version zero.
 //
 // For tests of code that uses a store, Faulty wraps any TaskStore and fails the inserts, updates,
 // batches or prunes it is told to.
@@ -108,6 +110,9 @@ func Run(t *testing.T, newStore func(t *testing.T) paas.TaskStore) {
 		{"PruneEmpty", testPruneEmpty},
 		{"PruneCancelledContext", testPruneCancelledContext},
 		{"PruneConcurrentInsert", testPruneConcurrentInsert},
+		{"PruneKeepsDependencies", testPruneKeepsDependencies},
+		{"UpdateFenced", testUpdateFenced},
+		{"GetByKey", testGetByKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,6 +134,7 @@ func Run(t *testing.T, newStore func(t *testing.T) paas.TaskStore) {
 		{"WriteBatchCancelledContext", testWriteBatchCancelledContext},
 		{"WriteBatchNoSharedMemory", testWriteBatchNoSharedMemory},
 		{"WriteBatchAllFields", testWriteBatchAllFields},
+		{"WriteBatchFenced", testWriteBatchFenced},
 	}
 	for _, tt := range batchTests {
 		t.Run(tt.name, func(t *testing.T) {

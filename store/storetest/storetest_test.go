@@ -46,6 +46,10 @@ var faults = map[string]string{
 	"prune-keeps-key":    "PruneForgetsKey",
 	"prune-reuses-seq":   "PruneForgetsKey",
 	"prune-ignore-ctx":   "PruneCancelledContext",
+	"prune-dependencies": "PruneKeepsDependencies",
+	"no-fence":           "UpdateFenced",
+	"fence-any-version":  "UpdateFenced",
+	"by-key-unfinished":  "GetByKey",
 
 	// Faults of WriteBatch, for a store that has one. "batch" is the faultless one.
 	"batch":                "",
@@ -54,6 +58,7 @@ var faults = map[string]string{
 	"batch-abort-on-error": "WriteBatchUnknownID",
 	"batch-ignore-ctx":     "WriteBatchCancelledContext",
 	"batch-shared-result":  "WriteBatchNoSharedMemory",
+	"batch-no-fence":       "WriteBatchFenced",
 }
 
 const faultEnv = "STORETEST_FAULT"
@@ -253,6 +258,13 @@ func (s *faultyStore) Update(ctx context.Context, rec paas.TaskRecord) error {
 		return s.notFound(rec.ID)
 	}
 	old := s.recs[i]
+	stale := rec.Version != 0 && old.Version != rec.Version-1
+	if s.is("fence-any-version") {
+		stale = rec.Version != 0 && old.Version >= rec.Version // lets a write skip versions
+	}
+	if stale && !s.is("no-fence") && !s.is("batch-no-fence") {
+		return fmt.Errorf("task %s: %w", rec.ID, paas.ErrConflict)
+	}
 	rec = s.out(rec)
 	if !s.is("mutable-identity") {
 		rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
@@ -291,6 +303,19 @@ func (s *faultyStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord,
 	return s.out(s.recs[i]), nil
 }
 
+func (s *faultyStore) GetByKey(ctx context.Context, key paas.TaskKey) (paas.TaskRecord, error) {
+	if err := s.ctxErr(ctx, false); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.byKey(key)
+	if i < 0 || s.is("by-key-unfinished") && s.at(i).State.Final() {
+		return paas.TaskRecord{}, fmt.Errorf("key %s: %w", key, paas.ErrTaskNotFound)
+	}
+	return s.out(s.at(i)), nil
+}
+
 func (s *faultyStore) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
 	if err := s.ctxErr(ctx, false); err != nil {
 		return nil, err
@@ -320,10 +345,18 @@ func (s *faultyStore) Prune(ctx context.Context, before time.Time) (int, error) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	needed := make(map[paas.TaskID]bool)
+	for _, r := range s.recs {
+		if !r.State.Final() && !s.is("prune-dependencies") {
+			for _, dep := range r.DependsOn {
+				needed[dep] = true
+			}
+		}
+	}
 	n := 0
 	kept := make([]paas.TaskRecord, 0, len(s.recs))
 	for _, r := range s.recs {
-		prunable := r.State.Final() && r.UpdatedAt.Before(before)
+		prunable := r.State.Final() && r.UpdatedAt.Before(before) && !needed[r.ID]
 		switch {
 		case s.is("prune-unfinished"):
 			prunable = r.UpdatedAt.Before(before)
