@@ -30,7 +30,7 @@ type TaskRecord struct {
 	// NoTimeout says that the task's attempts have no timeout, whatever its backend's default
 	// (the task was submitted with Timeout(0)). Timeout is then zero.
 	NoTimeout bool
-	State   TaskState
+	State     TaskState
 	// Attempts is how many attempts have counted against the retry budget. It is reset only by
 	// an operator's Retry, so the budget survives every transition and every restart.
 	Attempts int

@@ -483,21 +483,21 @@ func Example_notReady() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("  %s, attempts %d, looked at again at +%s\n", st.State, st.Attempts, st.NextAttemptAt.Sub(start))
+		fmt.Printf("  %s, retry budget spent %d, looked at again at +%s\n", st.State, st.Attempts, st.NextAttemptAt.Sub(start))
 		fake.Advance(time.Minute)
 	}
 	res, err := h.Wait(ctx, id)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s after %d attempt\n", res.State, res.Attempts)
+	fmt.Printf("%s, retry budget spent %d\n", res.State, res.Attempts)
 	// Output:
 	// attempt 1: head is 100, block 102 not final
-	//   blocked, attempts 0, looked at again at +1m0s
-	// attempt 1: head is 101, block 102 not final
-	//   blocked, attempts 0, looked at again at +2m0s
-	// attempt 1: block 102 proved
-	// completed after 1 attempt
+	//   blocked, retry budget spent 0, looked at again at +1m0s
+	// attempt 2: head is 101, block 102 not final
+	//   blocked, retry budget spent 0, looked at again at +2m0s
+	// attempt 3: block 102 proved
+	// completed, retry budget spent 1
 }
 
 // Example_checkpoint pays for a remote proof only once. The first attempt requests the proof

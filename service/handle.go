@@ -11,9 +11,10 @@ import (
 )
 
 // ProverHandle submits tasks to a ProverService and observes them. It is a small value, safe
-// for concurrent use. Every method returns paas.ErrNotStarted before the service is started,
-// paas.ErrStopped once it is stopping, and ctx.Err() if ctx ends first; none of them waits on
-// a handler or blocks the service.
+// for concurrent use. Every method checks the service's lifecycle first: it returns
+// paas.ErrNotStarted before the service is started and paas.ErrStopped once it is stopping,
+// whatever its arguments; and it returns ctx.Err() if ctx ends first. None of them waits on a
+// handler or blocks the service.
 type ProverHandle struct{ s *ProverService }
 
 // Submit stores a task that proves program on backend and returns its id once the task is
@@ -28,25 +29,46 @@ type ProverHandle struct{ s *ProverService }
 // (paas.ErrEncodeProgram), a weight below 1 or above the backend's capacity
 // (paas.ErrInvalidWeight), a negative timeout (paas.ErrInvalidOption), a dependency that is no
 // task (paas.ErrUnknownDependency) or that has already failed or been cancelled (a
-// *paas.DependencyError), and a task that would depend on itself (paas.ErrDependencyCycle). An
-// error of the store's is returned as it is, and the task does not exist.
+// *paas.DependencyError). The options are looked at only for a new task: identity is decided
+// first, so a Submit of an existing task returns its id whatever its options. An error of the
+// store's is returned as it is, and the task does not exist.
+//
+// A Submit whose ctx ends before it returns may still have stored its task. Submitting the
+// same program again is safe, and tells: it returns the task's id if it was stored, and
+// stores it now if it was not.
 func (h ProverHandle) Submit(ctx context.Context, program paas.ProgramType, backend paas.Backend, opts ...paas.SubmitOption) (paas.TaskID, error) {
+	if err := h.s.live(); err != nil {
+		return paas.TaskID{}, err
+	}
 	rec, err := h.s.newRecord(program, backend, opts)
 	if err != nil {
 		return paas.TaskID{}, err
 	}
-	r, err := resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (submitReply, error) {
+	submit := func(unfinished []paas.TaskID, resolved bool) (paas.TaskID, error) {
 		reply := make(chan submitReply, 1)
-		if err := h.send(ctx, func(st *state) { st.submit(rec, unfinished, reply) }); err != nil {
-			return submitReply{}, err
+		if err := h.send(ctx, func(st *state) { st.submit(rec, unfinished, resolved, reply) }); err != nil {
+			return paas.TaskID{}, err
 		}
 		r, err := receive(ctx, h.s, reply)
 		if err == nil && r.err != nil {
 			err = r.err
 		}
-		return r, err
+		return r.id, err
+	}
+	id, err := submit(nil, len(rec.DependsOn) == 0)
+	if !errors.Is(err, errResolve) {
+		return id, err
+	}
+	// New to the service, and with dependencies: a task finished in the store is the answer
+	// whatever the dependencies; otherwise they are read, and must exist and not have failed.
+	if existing, err := h.s.store.GetByKey(ctx, rec.Key); err == nil {
+		return existing.ID, nil
+	} else if !errors.Is(err, paas.ErrTaskNotFound) {
+		return paas.TaskID{}, fmt.Errorf("paas: look up task: %w", err)
+	}
+	return resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (paas.TaskID, error) {
+		return submit(unfinished, true)
 	})
-	return r.id, err
 }
 
 // resolving reads deps from the store and calls step with those still unfinished; the others
@@ -86,7 +108,7 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.Timeout < 0 {
+	if o.TimeoutSet && o.Timeout < 0 {
 		return paas.TaskRecord{}, fmt.Errorf("%w: timeout %s, want >= 0", paas.ErrInvalidOption, o.Timeout)
 	}
 	deps := make([]paas.TaskID, 0, len(o.DependsOn))
@@ -98,9 +120,9 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 			deps = append(deps, dep)
 		}
 	}
-	encoded, err := s.cfg.Codec.Marshal(program)
+	encoded, err := s.encode(program)
 	if err != nil {
-		return paas.TaskRecord{}, fmt.Errorf("%w: %T: %w", paas.ErrEncodeProgram, program, err)
+		return paas.TaskRecord{}, err
 	}
 	now := s.cfg.Clock.Now()
 	rk := program.RoutingKey()
@@ -113,7 +135,9 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 		Weight:     paas.WeightOf(program),
 		Priority:   o.Priority,
 		Timeout:    o.Timeout,
+		NoTimeout:  o.TimeoutSet && o.Timeout == 0,
 		State:      paas.Pending,
+		Version:    1,
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
@@ -134,32 +158,43 @@ func (h ProverHandle) Execute(ctx context.Context, program paas.ProgramType, bac
 
 // Retry puts a Failed or Cancelled task back to work with a fresh budget: no attempts, no
 // restarts, no checkpoint, no last error. It waits again for those of its dependencies that
-// have not completed. It returns an error wrapping paas.ErrNotRetryable for a task in another
-// state, and one wrapping paas.ErrTaskNotFound for an unknown id.
+// have not completed. It returns once the change is stored, so the task runs again even if the
+// process crashes right after. It returns an error wrapping paas.ErrNotRetryable for a task in
+// another state, and one wrapping paas.ErrTaskNotFound for an unknown id. Of two Retries of one
+// task at once, one puts it back and the other finds it unfinished (paas.ErrNotRetryable): the
+// change is applied only to the record it was decided on, so a Retry never overwrites what
+// happened to the task meanwhile.
 func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
-	rec, err := h.s.store.Get(ctx, id)
-	if err != nil {
+	if err := h.s.live(); err != nil {
 		return err
 	}
-	if rec.State != paas.Failed && rec.State != paas.Cancelled {
-		return fmt.Errorf("%w: task %s is %s", paas.ErrNotRetryable, id, rec.State)
-	}
-	if err := h.s.runnable(rec); err != nil {
-		return fmt.Errorf("paas: retry task %s: %w", id, err)
-	}
-	// A dependency that failed is retried too, or this task fails again at once.
-	_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {
-		ack := make(chan error, 1)
-		if err := h.send(ctx, func(st *state) { st.revive(rec, unfinished, ack) }); err != nil {
+	for {
+		rec, err := h.s.store.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if rec.State != paas.Failed && rec.State != paas.Cancelled {
+			return fmt.Errorf("%w: task %s is %s", paas.ErrNotRetryable, id, rec.State)
+		}
+		if err := h.s.runnable(rec); err != nil {
+			return fmt.Errorf("paas: retry task %s: %w", id, err)
+		}
+		// A dependency that failed is retried too, or this task fails again at once.
+		_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {
+			ack := make(chan error, 1)
+			if err := h.send(ctx, func(st *state) { st.revive(rec, unfinished, ack) }); err != nil {
+				return struct{}{}, err
+			}
+			err, rerr := receive(ctx, h.s, ack)
+			if rerr != nil {
+				return struct{}{}, rerr
+			}
 			return struct{}{}, err
+		})
+		if !errors.Is(err, errReread) {
+			return err
 		}
-		err, rerr := receive(ctx, h.s, ack)
-		if rerr != nil {
-			return struct{}{}, rerr
-		}
-		return struct{}{}, err
-	})
-	return err
+	}
 }
 
 // Prune deletes the tasks that reached a final state more than olderThan ago, so that the
@@ -167,10 +202,8 @@ func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
 // task. A pruned task is forgotten: submitting its program again makes a new task and proves
 // it again. Proofs are the handler's, and are not deleted.
 func (h ProverHandle) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
-	select {
-	case <-h.s.started:
-	default:
-		return 0, paas.ErrNotStarted
+	if err := h.s.live(); err != nil {
+		return 0, err
 	}
 	if olderThan < 0 {
 		return 0, fmt.Errorf("%w: prune older than %s, want >= 0", paas.ErrInvalidOption, olderThan)
@@ -183,17 +216,13 @@ func (h ProverHandle) Prune(ctx context.Context, olderThan time.Duration) (int, 
 // record the outcome), not about the task, whose outcome is in the result (see TaskResult.Err). It is told of the outcome, it does not poll.
 // If ctx ends first, the task goes on.
 func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult, error) {
+	if err := h.s.live(); err != nil {
+		return paas.TaskResult{}, err
+	}
 	res := make(chan outcome, 1)
-	cached := make(chan bool, 1)
-	if err := h.send(ctx, func(st *state) { cached <- st.wait(id, res) }); err != nil {
-		return paas.TaskResult{}, err
-	}
-	ok, err := receive(ctx, h.s, cached)
-	if err != nil {
-		return paas.TaskResult{}, err
-	}
-	if !ok {
-		return h.stored(ctx, id)
+	rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.wait(id, res) })
+	if err != nil || !rec.ID.IsZero() {
+		return rec.Result(), err
 	}
 	r, err := receive(ctx, h.s, res)
 	if err != nil {
@@ -204,20 +233,40 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 	return r.res, r.err
 }
 
-// stored returns the result of a task that the service no longer holds.
-func (h ProverHandle) stored(ctx context.Context, id paas.TaskID) (paas.TaskResult, error) {
-	rec, err := h.s.store.Get(ctx, id)
-	if err != nil {
-		return paas.TaskResult{}, err
+// cachedOrStored runs step, on the loop, on a task that the service holds, and returns the
+// zero record; step reports whether it does. If it does not, the task is finished, and its
+// record, read from the store, is returned. A task found unfinished in the store was put
+// back meanwhile by a Retry, and so is held by the service now: step is run again. Only a
+// task found unfinished twice at one version is not run by this service at all.
+func (h ProverHandle) cachedOrStored(ctx context.Context, id paas.TaskID, step func(*state) bool) (paas.TaskRecord, error) {
+	seen := uint64(0)
+	for {
+		cached := make(chan bool, 1)
+		if err := h.send(ctx, func(st *state) { cached <- step(st) }); err != nil {
+			return paas.TaskRecord{}, err
+		}
+		ok, err := receive(ctx, h.s, cached)
+		if err != nil || ok {
+			return paas.TaskRecord{}, err
+		}
+		rec, err := h.s.store.Get(ctx, id)
+		switch {
+		case err != nil:
+			return paas.TaskRecord{}, err
+		case rec.State.Final():
+			return rec, nil
+		case seen != 0 && seen == rec.Version+1:
+			return paas.TaskRecord{}, fmt.Errorf("paas: task %s is %s in the store but not run by this service", id, rec.State)
+		}
+		seen = rec.Version + 1
 	}
-	if !rec.State.Final() {
-		return paas.TaskResult{}, fmt.Errorf("paas: task %s is %s in the store but not run by this service", id, rec.State)
-	}
-	return rec.Result(), nil
 }
 
 // Status returns a snapshot of task id, or an error wrapping paas.ErrTaskNotFound.
 func (h ProverHandle) Status(ctx context.Context, id paas.TaskID) (paas.TaskStatus, error) {
+	if err := h.s.live(); err != nil {
+		return paas.TaskStatus{}, err
+	}
 	type reply struct {
 		status paas.TaskStatus
 		ok     bool
@@ -245,6 +294,9 @@ func (h ProverHandle) Status(ctx context.Context, id paas.TaskID) (paas.TaskStat
 // Summary returns how many tasks are in each state. It is kept up to date as tasks move, so a
 // call costs the same however many tasks there are.
 func (h ProverHandle) Summary(ctx context.Context) (paas.StatusSummary, error) {
+	if err := h.s.live(); err != nil {
+		return paas.StatusSummary{}, err
+	}
 	c := make(chan paas.StatusSummary, 1)
 	if err := h.send(ctx, func(st *state) { c <- st.summary() }); err != nil {
 		return paas.StatusSummary{}, err
@@ -255,50 +307,46 @@ func (h ProverHandle) Summary(ctx context.Context) (paas.StatusSummary, error) {
 // Cancel cancels task id. A Pending or Retrying task is Cancelled when Cancel returns. A
 // running task has its handler's context cancelled, and becomes Cancelled when the handler
 // returns (or Completed, if the handler returns success anyway: the proof exists). Cancelling a
-// task in a final state changes nothing and returns an error wrapping paas.ErrTaskFinished;
-// an unknown id gives an error wrapping paas.ErrTaskNotFound.
+// task in a final state changes nothing and returns an error wrapping paas.ErrTaskFinished, and
+// so does the second of two Cancels of a waiting task; an unknown id gives an error wrapping
+// paas.ErrTaskNotFound.
 func (h ProverHandle) Cancel(ctx context.Context, id paas.TaskID) error {
+	if err := h.s.live(); err != nil {
+		return err
+	}
 	ack := make(chan error, 1)
-	cached := make(chan bool, 1)
-	if err := h.send(ctx, func(st *state) { cached <- st.cancel(id, ack) }); err != nil {
+	rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.cancel(id, ack) })
+	switch {
+	case err != nil:
 		return err
+	case !rec.ID.IsZero():
+		return fmt.Errorf("paas: cancel task %s (%s): %w", id, rec.State, paas.ErrTaskFinished)
 	}
-	ok, err := receive(ctx, h.s, cached)
-	if err != nil {
-		return err
+	if err, rerr := receive(ctx, h.s, ack); rerr != nil {
+		return rerr
+	} else if err != nil {
+		return fmt.Errorf("paas: cancel task %s: %w", id, err)
 	}
-	if ok {
-		if err, rerr := receive(ctx, h.s, ack); rerr != nil {
-			return rerr
-		} else if err != nil {
-			return fmt.Errorf("cancel task %s: %w", id, err)
-		}
-		return nil
+	return nil
+}
+
+// live returns why the handle must not be used now: the service is not started, or stopping.
+func (s *ProverService) live() error {
+	switch {
+	case isClosed(s.stopping):
+		return paas.ErrStopped
+	case !isClosed(s.started):
+		return paas.ErrNotStarted
 	}
-	rec, err := h.s.store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !rec.State.Final() {
-		return fmt.Errorf("paas: task %s is %s in the store but not run by this service", id, rec.State)
-	}
-	return fmt.Errorf("cancel task %s (%s): %w", id, rec.State, paas.ErrTaskFinished)
+	return nil
 }
 
 // send hands cmd to the service loop.
 func (h ProverHandle) send(ctx context.Context, cmd command) error {
-	s := h.s
-	select {
-	case <-s.started:
-	default:
-		return paas.ErrNotStarted
+	if err := h.s.live(); err != nil {
+		return err
 	}
-	select {
-	case <-s.stopping:
-		return paas.ErrStopped
-	default:
-	}
-	return s.deliver(ctx, cmd)
+	return h.s.deliver(ctx, cmd)
 }
 
 // deliver hands cmd to the service loop, even while it stops (for the handlers that still run).

@@ -27,6 +27,9 @@ type verdict struct {
 	refund  bool          // the attempt does not count against MaxRetries
 	restart bool          // the checkpoint is discarded; the attempt counts against MaxRestarts
 	waiting bool          // the input was not ready
+	// interrupted: the attempt was cut short by the end of its process; it counts against
+	// MaxInterruptions.
+	interrupted bool
 }
 
 // judge sorts the outcome of an attempt. It is the one place where handler errors are
@@ -42,6 +45,13 @@ func judge(err, cause error, rec paas.TaskRecord, policy paas.RetryConfig, now t
 		return verdict{next: paas.Cancelled, lastErr: err.Error()}
 	case errors.Is(cause, errInterrupted):
 		return verdict{next: paas.Pending, refund: true}
+	case errors.Is(err, errCrashed):
+		if rec.Interruptions >= policy.MaxInterruptions {
+			return verdict{next: paas.Failed, refund: true, interrupted: true, lastErr: fmt.Sprintf(
+				"%s (gave up after %d interrupted attempts: the task may be what stops the process)", err, rec.Interruptions+1)}
+		}
+		// Run it again at once: its process stopped (a deploy, a kill), not the task.
+		return verdict{next: paas.Pending, lastErr: err.Error(), refund: true, interrupted: true}
 	case errors.Is(cause, errTimedOut):
 		// Whatever the handler made of its cancelled context, the attempt ran out of time: a
 		// transient failure, retried under the budget with a full timeout again.
@@ -61,14 +71,17 @@ func judge(err, cause error, rec paas.TaskRecord, policy paas.RetryConfig, now t
 		if since.IsZero() {
 			since = now
 		}
-		if waited := now.Add(notReady.After).Sub(since); waited > maxInputWait {
-			return verdict{next: paas.Failed, lastErr: fmt.Sprintf("%s (input not ready for %s, more than MaxInputWait %s)",
+		left := since.Add(maxInputWait).Sub(now)
+		if left <= 0 {
+			return verdict{next: paas.Failed, lastErr: fmt.Sprintf("%s (input not ready for %s, MaxInputWait %s reached)",
 				err, now.Sub(since), maxInputWait)}
 		}
-		return verdict{next: paas.Blocked, lastErr: err.Error(), delay: notReady.After, refund: true, waiting: true}
+		// The last look is at the bound, however long the handler asked to wait.
+		return verdict{next: paas.Blocked, lastErr: err.Error(), delay: min(notReady.After, left), refund: true, waiting: true}
 	case errors.As(err, &restart):
 		if rec.Restarts >= policy.MaxRestarts {
-			return verdict{next: paas.Failed, lastErr: fmt.Sprintf("%s (gave up after %d restarts)", err, rec.Restarts)}
+			return verdict{next: paas.Failed, refund: true, restart: true,
+				lastErr: fmt.Sprintf("%s (gave up after %d restarts)", err, rec.Restarts+1)}
 		}
 		return verdict{next: paas.Retrying, lastErr: err.Error(), delay: policy.Delay(rec.Restarts + 1), refund: true, restart: true}
 	}

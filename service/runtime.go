@@ -2,15 +2,11 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
@@ -35,7 +31,7 @@ func (s *ProverService) run(st *state) {
 		helpers.Wait()
 		workers.Wait()
 		s.log.Info("service stopped")
-		close(s.done)
+		s.closeDone()
 	}()
 
 	stopping, aborting := s.stopping, s.aborting
@@ -117,8 +113,10 @@ func (s *ProverService) carryOut(st *state, sched *scheduler.RetryScheduler, wor
 			return s.saveCheckpoint(ctx, task.ID, task.Attempt, checkpoint)
 		}
 		ctx := paas.ContextWithTask(job.ctx, task)
+		s.active.Add(1)
 		workers.Go(func() {
 			err := prove(ctx, h, task)
+			s.active.Add(-1)
 			// The loop reads ended until no handler runs, so this send always completes.
 			s.ended <- ended{id: job.task.ID, err: err}
 		})
@@ -156,56 +154,20 @@ func (s *ProverService) write(ctx context.Context, batches <-chan []paas.Write) 
 	}
 }
 
-// Backoff between attempts to write updates that failed.
-const (
-	writeRetryBase = 10 * time.Millisecond
-	writeRetryMax  = 5 * time.Second
-)
-
-// persist writes a batch. Inserts are tried once: their errors go back to the submitter, and
-// the task does not exist. Updates record a change that has already happened (a handler ran, a
-// retry is due), so failed ones are tried again, with backoff, until they succeed, the store is
-// closed or has lost the task (pruned under the service's feet), or Stop gives up waiting.
+// persist writes a batch once and returns the store's answers. Inserts that failed go back to
+// their submitters, and the task does not exist; updates that failed go back to the loop,
+// which writes them again after a backoff (see rewrites), so that the writer is never held up
+// by a store that fails.
 func (s *ProverService) persist(batch []paas.Write) []written {
+	res := s.apply(batch)
 	out := make([]written, len(batch))
-	todo := make([]int, len(batch)) // indexes into batch still to write
-	for i := range todo {
-		todo[i] = i
-	}
-	ws := batch // the writes of todo
-	delay := writeRetryBase
-	for {
-		res := s.apply(ws)
-		var again []int
-		for j, i := range todo {
-			w, r := batch[i], res[j]
-			out[i] = written{Write: w, err: r.Err}
-			if w.Insert && r.Err == nil {
-				out[i].Record = r.Record
-			}
-			if r.Err != nil && !w.Insert && !errors.Is(r.Err, paas.ErrStoreClosed) && !errors.Is(r.Err, paas.ErrTaskNotFound) {
-				again = append(again, i)
-			}
-		}
-		if len(again) == 0 {
-			return out
-		}
-		first := batch[again[0]].Record
-		s.log.Warn("task updates failed; retrying", append(taskFields(first),
-			zap.Int("updates", len(again)), zap.Error(out[again[0]].err), zap.Duration("in", delay))...)
-		timer := s.cfg.Clock.NewTimer(delay)
-		select {
-		case <-timer.C():
-		case <-s.aborting:
-			timer.Stop()
-			return out
-		}
-		todo, delay = again, min(2*delay, writeRetryMax)
-		ws = make([]paas.Write, len(todo))
-		for j, i := range todo {
-			ws[j] = batch[i]
+	for i, w := range batch {
+		out[i] = written{Write: w, err: res[i].Err}
+		if w.Insert && res[i].Err == nil {
+			out[i].Record = res[i].Record
 		}
 	}
+	return out
 }
 
 // apply writes ws through the store: in one transaction if it is a BatchStore.

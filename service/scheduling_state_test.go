@@ -30,7 +30,7 @@ func (c *core) submitAfter(rec paas.TaskRecord, deps ...paas.TaskID) paas.TaskID
 	c.t.Helper()
 	rec.DependsOn = deps
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, deps, reply)
+	c.state.submit(rec, deps, true, reply)
 	c.commitAll()
 	r := <-reply
 	require.NoError(c.t, r.err)
@@ -96,7 +96,7 @@ func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 	rec := record("b", paas.BackendNative, 1)
 	rec.DependsOn = []paas.TaskID{a}
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, []paas.TaskID{a}, reply)
+	c.state.submit(rec, []paas.TaskID{a}, true, reply)
 	insert := c.writes
 	c.writes = nil
 	c.inflight--
@@ -114,12 +114,13 @@ func withSeq(r paas.TaskRecord, seq uint64) paas.TaskRecord { r.Seq = seq; retur
 func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, reply)
+	c.state.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, true, reply)
 	assert.ErrorIs(t, (<-reply).err, errResolve)
 	assert.Empty(t, c.writes)
 }
 
-func TestStateDuplicateThatWouldDependOnItselfIsACycle(t *testing.T) {
+// Identity is decided first: a duplicate that names itself as a dependency is the task.
+func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	id := c.submit(rec)
@@ -127,8 +128,10 @@ func TestStateDuplicateThatWouldDependOnItselfIsACycle(t *testing.T) {
 	dup.ID = paas.NewTaskID()
 	dup.DependsOn = []paas.TaskID{id}
 	reply := make(chan submitReply, 1)
-	c.state.submit(dup, []paas.TaskID{id}, reply)
-	assert.ErrorIs(t, (<-reply).err, paas.ErrDependencyCycle)
+	c.state.submit(dup, []paas.TaskID{id}, true, reply)
+	r := <-reply
+	require.NoError(t, r.err)
+	assert.Equal(t, id, r.id)
 }
 
 func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
@@ -190,7 +193,7 @@ func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
 	c.commitAll()
 	starts := c.run()
 	require.Len(t, starts, 1)
-	assert.Equal(t, 1, starts[0].task.Attempt)
+	assert.Equal(t, 2, starts[0].task.Attempt, "Attempt counts every attempt, a look at input not ready too")
 	c.finishRunning(id, nil)
 	assert.Equal(t, paas.StatusSummary{Completed: 1}, c.summary())
 }
@@ -215,7 +218,7 @@ func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
 	}
 	o := <-res
 	assert.Equal(t, paas.Failed, o.res.State, "waiters are woken")
-	assert.Contains(t, o.res.Error, "input not ready for 30m0s, more than MaxInputWait 30m0s")
+	assert.Contains(t, o.res.Error, "input not ready for 30m0s, MaxInputWait 30m0s reached")
 }
 
 func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
@@ -318,13 +321,14 @@ func TestStateReviveGivesAFreshBudget(t *testing.T) {
 	rec.ID, rec.Seq, rec.State, rec.Attempts, rec.LastError = id, 1, paas.Failed, 1, "boom"
 	ack := make(chan error, 1)
 	c.revive(rec, nil, ack)
-	require.NoError(t, <-ack)
+	require.Empty(t, ack, "Retry is answered once its write is stored, not before")
 	c.commitAll()
+	require.NoError(t, <-ack)
 	st, _ := c.status(id)
 	assert.Equal(t, paas.Pending, st.State)
 	assert.Equal(t, 0, st.Attempts)
 	assert.Empty(t, st.LastError)
-	assert.Equal(t, paas.StatusSummary{Pending: 1, Failed: 1}, c.summary(), "the earlier failure still counts")
+	assert.Equal(t, paas.StatusSummary{Pending: 1}, c.summary(), "a task counts once, under its state now")
 
 	again := make(chan error, 1)
 	c.revive(rec, nil, again)

@@ -25,7 +25,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -50,7 +53,10 @@ type ProverService struct {
 	stopping  chan struct{} // closed by Stop: stop intake, let handlers finish
 	abortOnce sync.Once
 	aborting  chan struct{} // closed when Stop's ctx ends: cancel handlers
-	done      chan struct{} // closed by the loop's owner once every goroutine has returned
+	doneOnce  sync.Once
+	done      chan struct{} // closed once every goroutine has returned: by the loop, or by a Stop before Start
+
+	active atomic.Int64 // handlers running, for Stop to count those it abandons
 }
 
 // command is a step of the state, sent by a handle and run on the loop.
@@ -78,7 +84,7 @@ func New(cfg paas.Config, store paas.TaskStore, handlers map[paas.RoutingKey]han
 	}
 	hs := make(map[paas.RoutingKey]handler.ProofHandler, len(handlers))
 	for rk, h := range handlers {
-		if h == nil {
+		if isNil(h) {
 			return nil, fmt.Errorf("%w: nil handler for routing key %q", paas.ErrInvalidConfig, rk)
 		}
 		hs[rk] = h
@@ -162,6 +168,19 @@ func (s *ProverService) endedDependencies(ctx context.Context, recs []paas.TaskR
 	return ended, nil
 }
 
+// isNil reports whether h is nil, or a nil func, pointer or map in a non-nil interface (a nil
+// handler.ProofHandlerFunc, say), which would panic on every attempt.
+func isNil(h handler.ProofHandler) bool {
+	if h == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(h); v.Kind() {
+	case reflect.Func, reflect.Pointer, reflect.Map, reflect.Interface, reflect.Slice, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}
+
 func isClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
@@ -175,13 +194,24 @@ func isClosed(c <-chan struct{}) bool {
 // then on), lets running handlers finish until ctx ends, then cancels their contexts. Tasks
 // interrupted that way go back to Pending without using an attempt. Stop returns once every
 // goroutine of the service has returned: nil if the handlers finished on their own, ctx.Err()
-// if they had to be cancelled. It is idempotent and safe to call concurrently; a Stop before
-// Start only prevents the start.
+// if they had to be cancelled.
+//
+// A handler that does not return once its context is cancelled (an in-process prover that
+// cannot be interrupted) does not hold Stop up for long: StopGrace after ctx ends, Stop
+// returns a *paas.AbandonedError that counts such handlers. Stopped is closed once they have
+// returned too; until then their tasks stay InProgress in the store, and a task still so at
+// the next Start counts as interrupted (see paas.RetryConfig.MaxInterruptions).
+//
+// Stop is idempotent and safe to call concurrently. A Stop before Start prevents the start,
+// and closes Stopped.
 func (s *ProverService) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopping) })
 	// Once stopping is closed no Start can succeed; wait for one under way to finish.
 	s.lifecycle.Lock()
 	started := isClosed(s.started)
+	if !started {
+		s.closeDone()
+	}
 	s.lifecycle.Unlock()
 	if !started {
 		return nil
@@ -192,9 +222,29 @@ func (s *ProverService) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.abortOnce.Do(func() { close(s.aborting) })
+	grace := time.NewTimer(StopGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+		return ctx.Err()
+	case <-grace.C:
+	}
+	if n := s.active.Load(); n > 0 {
+		s.log.Warn("stop: handlers abandoned, still running after cancellation", zap.Int64("handlers", n))
+		return &paas.AbandonedError{Handlers: int(n), Err: ctx.Err()}
+	}
+	// Every handler has returned; what is left is the writes of their outcomes.
 	<-s.done
 	return ctx.Err()
 }
 
-// Stopped is closed once the service has stopped and every goroutine of it has returned.
+// StopGrace is how long Stop waits, once its ctx has ended and the handlers' contexts are
+// cancelled, for the handlers to return before it abandons them. It is measured on the
+// system clock, whatever Config.Clock is.
+const StopGrace = 100 * time.Millisecond
+
+func (s *ProverService) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// Stopped is closed once the service has stopped and every goroutine of it, abandoned
+// handlers included, has returned; or once Stop is called on a service never started.
 func (s *ProverService) Stopped() <-chan struct{} { return s.done }

@@ -676,12 +676,13 @@ func TestStopCancelsHandlersWhenContextEndsAndRequeuesThem(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, paas.Pending, rec.State, "an interrupted task goes back to Pending")
 	assert.Equal(t, 0, rec.Attempts, "without using an attempt")
+	assert.Equal(t, 1, rec.Runs, "the attempt ran, though")
 
-	// The next start runs it as a first attempt.
+	// The next start runs it with its budget whole; Attempt counts every attempt.
 	g := start(t, f.store)
 	b := g.gate.next(t)
 	assert.Equal(t, id, b.task.ID)
-	assert.Equal(t, 1, b.task.Attempt)
+	assert.Equal(t, 2, b.task.Attempt)
 	b.answer <- nil
 	g.wait(id)
 }
@@ -708,21 +709,18 @@ func TestRestartResumesUnfinishedTasks(t *testing.T) {
 	f := start(t, store)
 	a := f.gate.next(t)
 	assert.Equal(t, pending, a.task.ID)
-	// The crashed attempt was written back before the first dispatch.
-	assert.Equal(t, paas.StatusSummary{InProgress: 1, Retrying: 2}, f.summary())
+	// The crashed attempt was written back before the first dispatch: Pending, to run again.
+	assert.Equal(t, paas.StatusSummary{InProgress: 1, Pending: 1, Retrying: 1}, f.summary())
 	a.answer <- nil
 	f.wait(pending)
 
-	st := f.status(crashed)
-	assert.Equal(t, paas.Retrying, st.State, "a crashed attempt counts and is retried")
-	assert.Equal(t, 1, st.Attempts)
-	assert.Equal(t, t0.Add(time.Second), st.NextAttemptAt)
-	assert.Equal(t, t0.Add(time.Minute), f.status(retrying).NextAttemptAt, "the due time survives the restart")
-
-	f.clock.Advance(time.Second)
 	a = f.gate.next(t)
-	assert.Equal(t, crashed, a.task.ID)
-	assert.Equal(t, 2, a.task.Attempt)
+	assert.Equal(t, crashed, a.task.ID, "a crashed attempt runs again at once")
+	assert.Equal(t, 1, a.task.Attempt, "the attempt before the crash was never recorded as started")
+	st := f.status(crashed)
+	assert.Equal(t, 1, st.Attempts, "the crashed attempt spends no retry")
+	assert.Equal(t, 1, st.Interruptions)
+	assert.Equal(t, t0.Add(time.Minute), f.status(retrying).NextAttemptAt, "the due time survives the restart")
 	a.answer <- nil
 	f.wait(crashed)
 	f.clock.Advance(time.Minute)

@@ -31,6 +31,7 @@ type state struct {
 	runnable     func(paas.TaskRecord) error // whether this service can run a task; nil: all
 	now          func() time.Time
 	log          *zap.Logger
+	startedAt    time.Time // when the service started: tasks finished since count in counts
 
 	tasks      map[paas.TaskID]*task
 	byKey      map[paas.TaskKey]*task
@@ -39,10 +40,12 @@ type state struct {
 	queues     map[paas.Backend]*taskQueue // Pending tasks, by priority then submission order
 	sems       map[paas.Backend]*semaphore.Weighted
 
-	counts   [numStates]int // per state; final states since start
+	counts   [numStates]int // per state; final states: tasks finished since start and still so
 	running  int            // handlers started and not yet returned
-	inflight int            // writes proposed and not yet committed
+	inflight int            // writes proposed and not yet committed, or waiting to be written again
 	stopping bool
+	aborted  bool // Stop's ctx has ended: writes that fail are given up
+	rewrites rewrites
 
 	// Outboxes.
 	writes []paas.Write
@@ -56,6 +59,7 @@ const numStates = 7 // len(paas.States)
 const (
 	dueAttempt  = iota // a Retrying task, or one Blocked on its input, may run again
 	dueDeadline        // the attempt running since then has used up its timeout
+	dueRewrite         // the writes that failed may be tried again
 )
 
 type task struct {
@@ -69,11 +73,15 @@ type task struct {
 	deadline   time.Time               // when run times out; zero if never
 	done       *verdict                // the handler's outcome, waiting for a write to commit
 	cancelReq  bool                    // the user asked to cancel
-	cancelAcks []chan<- error          // Cancel calls answered when the task is Cancelled
+	cancelAcks []chan<- error          // Cancel calls answered when the task is final
+	cancelled  bool                    // a Cancel has been answered nil: later ones come second
 	saveAck    chan<- error            // the SaveCheckpoint call answered at commit
+	retryAck   chan<- error            // the Retry call answered when its write commits
+	counted    bool                    // revived from a final state already in counts
 
-	deps      int         // dependencies not yet Completed
-	failedDep paas.TaskID // a dependency that ended Failed or Cancelled
+	deps           int            // dependencies not yet Completed
+	failedDep      paas.TaskID    // a dependency that ended Failed or Cancelled
+	failedDepState paas.TaskState // its final state, where known
 
 	waiters []chan<- outcome
 }
@@ -108,8 +116,12 @@ type submitReply struct {
 }
 
 // errResolve asks the submitter to read again from the store the dependencies it thought
-// unfinished: the service no longer holds them, so they have ended since.
+// unfinished: the service no longer holds them, so they have ended since. To a submit whose
+// dependencies were not read yet, it says that the task is new to the service.
 var errResolve = errors.New("dependencies ended meanwhile")
+
+// errReread asks a Retry to read the task again: it changed in the store since it was read.
+var errReread = errors.New("task changed since it was read")
 
 func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 	s := &state{
@@ -119,6 +131,8 @@ func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 		runnable:     runnable,
 		now:          cfg.Clock.Now,
 		log:          cfg.Logger,
+		startedAt:    cfg.Clock.Now(),
+		rewrites:     rewrites{delay: writeRetryBase},
 		tasks:        make(map[paas.TaskID]*task),
 		byKey:        make(map[paas.TaskKey]*task),
 		inserts:      make(map[paas.TaskKey]*insertion),
@@ -135,9 +149,10 @@ func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 
 // load adopts the unfinished records found in the store at start. Pending tasks are queued,
 // Retrying ones and those Blocked on their input keep their due time, and InProgress ones were
-// running when the process that ran them stopped: that attempt counts, so a task that crashes
-// the process runs out of budget. ended holds the state of the dependencies of Blocked tasks
-// that are not among recs (zero for one the store does not have).
+// running when the process that ran them stopped: that attempt counts against
+// MaxInterruptions, so a task that crashes the process stops looping. ended holds the state of
+// the dependencies of Blocked tasks that are not among recs (zero for one the store does not
+// have).
 func (s *state) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
 	var blocked []*task
 	unfinished := make(map[paas.TaskID]bool, len(recs))
@@ -176,8 +191,12 @@ func (s *state) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskStat
 				s.await(t, dep)
 			case unfinished[dep]:
 				t.deps++ // a task this service cannot run: wait for a service that can
+			case st == 0:
+				// Prune keeps the tasks that unfinished ones depend on, so this one was pruned
+				// while the task was being submitted, after Submit had found it Completed.
+				s.log.Warn("dependency no longer stored; it had completed", append(taskFields(t.rec), zap.Stringer("dependency", dep))...)
 			case st != paas.Completed && t.failedDep.IsZero():
-				t.failedDep = dep
+				t.failedDep, t.failedDepState = dep, st
 			}
 		}
 		s.settle(t)
@@ -197,20 +216,26 @@ func (s *state) await(t *task, dep paas.TaskID) {
 	s.dependents[dep] = append(s.dependents[dep], t)
 }
 
-// submit asks for rec, a new task, to be stored, unless its key is known. unfinished lists
-// the dependencies of rec that the submitter found unfinished in the store; the others have
-// Completed.
-func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, reply chan<- submitReply) {
+// submit asks for rec, a new task, to be stored, unless its key is known: identity is decided
+// first, and a task that exists is the answer whatever rec's options. If resolved, unfinished
+// lists the dependencies of rec that the submitter found unfinished in the store, the others
+// having Completed; if not, a task new to the service is answered errResolve, for the
+// submitter to look its key up in the store and read its dependencies.
+func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
 	if s.stopping {
 		reply <- submitReply{err: paas.ErrStopped}
 		return
 	}
 	if t, ok := s.byKey[rec.Key]; ok {
-		reply <- s.duplicate(rec, t.rec.ID)
+		reply <- submitReply{id: t.rec.ID}
 		return
 	}
 	if in, ok := s.inserts[rec.Key]; ok {
 		in.replies = append(in.replies, reply)
+		return
+	}
+	if !resolved && len(rec.DependsOn) > 0 {
+		reply <- submitReply{err: errResolve}
 		return
 	}
 	for _, dep := range unfinished {
@@ -233,14 +258,6 @@ func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, reply chan
 	s.writes = append(s.writes, paas.Write{Insert: true, Record: rec})
 }
 
-// duplicate answers a submit of rec whose key is already task id.
-func (s *state) duplicate(rec paas.TaskRecord, id paas.TaskID) submitReply {
-	if slices.Contains(rec.DependsOn, id) {
-		return submitReply{err: fmt.Errorf("%w: task %s would depend on itself", paas.ErrDependencyCycle, id)}
-	}
-	return submitReply{id: id}
-}
-
 // commit applies the store's answer to a write.
 func (s *state) commit(w written) {
 	s.inflight--
@@ -249,10 +266,20 @@ func (s *state) commit(w written) {
 		return
 	}
 	t := s.tasks[w.Record.ID]
-	t.writing = false
 	if w.err != nil {
+		if s.rewrites.retryable(w.err) && !s.aborted {
+			s.rewrite(w.Write)
+			return
+		}
+		t.writing = false
 		s.dropUnstored(t, w)
 		return
+	}
+	t.writing = false
+	s.rewrites.succeeded()
+	if t.retryAck != nil {
+		t.retryAck <- nil
+		t.retryAck = nil
 	}
 	if t.saveAck != nil {
 		t.saveAck <- nil
@@ -274,6 +301,23 @@ func (s *state) commit(w written) {
 // the store is closed, the task is gone from it, or Stop stopped waiting. The store still holds
 // the previous state, which the next start resumes from; until then the task is left alone.
 func (s *state) dropUnstored(t *task, w written) {
+	if t.retryAck != nil {
+		// A Retry decided on a record read from the store: if the task changed since, the
+		// caller reads it again and decides anew; the service holds nothing of it.
+		err := w.err
+		if errors.Is(err, paas.ErrConflict) {
+			err = errReread
+		} else {
+			s.log.Error("task retry not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
+		}
+		t.retryAck <- err
+		t.retryAck = nil
+		if !t.counted {
+			s.counts[slot(t.rec.State)]--
+		}
+		s.forget(t)
+		return
+	}
 	s.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
 	if t.rec.State == paas.Pending && w.Record.State == paas.InProgress {
 		s.sems[t.rec.Backend].Release(t.rec.Weight)
@@ -307,7 +351,7 @@ func (s *state) inserted(w written) {
 		reply.err = w.err
 	case w.Record.ID != proposed:
 		// The store had the key already: that task stands, this one was never created.
-		reply = s.duplicate(t.rec, w.Record.ID)
+		reply.id = w.Record.ID
 	default:
 		reply.id = w.Record.ID
 		t.rec = w.Record
@@ -336,14 +380,22 @@ func (s *state) settle(t *task) {
 		s.settleAttempt(t, v)
 	case t.cancelReq:
 		// Cancel arrived while a write was in flight. A task that has just been moved to
-		// InProgress has not started its handler yet, so it is cancelled without running.
-		if st == paas.InProgress {
+		// InProgress has not started its handler yet, so it is cancelled without running,
+		// and the attempt it was given is taken back.
+		unstarted := st == paas.InProgress
+		if unstarted {
 			s.sems[t.rec.Backend].Release(t.rec.Weight)
 		}
-		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) {
+			r.NextAttemptAt = time.Time{}
+			if unstarted {
+				r.Attempts--
+				r.Runs--
+			}
+		})
 	case st == paas.InProgress && s.stopping:
 		s.sems[t.rec.Backend].Release(t.rec.Weight)
-		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.Attempts-- })
+		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.Attempts--; r.Runs-- })
 	case st == paas.InProgress:
 		s.launch(t)
 	case st == paas.Pending:
@@ -353,10 +405,10 @@ func (s *state) settle(t *task) {
 	case st == paas.Blocked && !t.rec.NextAttemptAt.IsZero():
 		s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt) // waiting for its input
 	case st == paas.Blocked && !t.failedDep.IsZero():
-		dep := t.failedDep
+		dep, depState := t.failedDep, t.failedDepState
 		s.propose(t, paas.Failed, func(r *paas.TaskRecord) {
-			r.FailedDependency = dep
-			r.LastError = (&paas.DependencyError{ID: dep}).Error()
+			r.FailedDependency, r.FailedDependencyState = dep, depState
+			r.LastError = (&paas.DependencyError{ID: dep, State: depState}).Error()
 		})
 	case st == paas.Blocked && t.deps == 0:
 		s.propose(t, paas.Pending, nil)
@@ -377,7 +429,7 @@ func (s *state) launch(t *task) {
 	t.run, t.cancel = context.WithCancelCause(context.Background())
 	s.running++
 	timeout := t.rec.Timeout
-	if timeout == 0 {
+	if timeout == 0 && !t.rec.NoTimeout {
 		timeout = s.timeouts[t.rec.Backend]
 	}
 	t.deadline = time.Time{}
@@ -390,7 +442,7 @@ func (s *state) launch(t *task) {
 		RoutingKey: t.rec.RoutingKey,
 		Backend:    t.rec.Backend,
 		Program:    t.rec.Program,
-		Attempt:    t.rec.Attempts,
+		Attempt:    t.rec.Runs,
 		DependsOn:  slices.Clone(t.rec.DependsOn),
 		Checkpoint: slices.Clone(t.rec.Checkpoint),
 	}})
@@ -403,12 +455,14 @@ func (s *state) finish(t *task) {
 	for _, w := range t.waiters {
 		w <- outcome{res: res}
 	}
-	ack := error(nil)
-	if t.rec.State != paas.Cancelled {
-		ack = paas.ErrTaskFinished
-	}
+	// The first Cancel to be answered made the task Cancelled; any other came second.
 	for _, a := range t.cancelAcks {
-		a <- ack
+		if t.rec.State == paas.Cancelled && !t.cancelled {
+			t.cancelled = true
+			a <- nil
+		} else {
+			a <- paas.ErrTaskFinished
+		}
 	}
 	s.forget(t)
 	for _, d := range s.dependents[t.rec.ID] {
@@ -418,7 +472,7 @@ func (s *state) finish(t *task) {
 		if t.rec.State == paas.Completed {
 			d.deps--
 		} else if d.failedDep.IsZero() {
-			d.failedDep = t.rec.ID
+			d.failedDep, d.failedDepState = t.rec.ID, t.rec.State
 		}
 		// A task not yet inserted, or with a write in flight, settles when that commits.
 		if !d.writing && s.tasks[d.rec.ID] == d {
@@ -450,7 +504,10 @@ func (s *state) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord
 	s.write(t, rec)
 }
 
+// write queues rec, the next version of t, numbered after the one committed: the store
+// applies it only on top of that one.
 func (s *state) write(t *task, rec paas.TaskRecord) {
+	rec.Version = t.rec.Version + 1
 	t.writing = true
 	s.inflight++
 	s.writes = append(s.writes, paas.Write{Record: rec})
@@ -471,7 +528,7 @@ func (s *state) dispatch() {
 				break
 			}
 			q.pop()
-			s.propose(t, paas.InProgress, func(r *paas.TaskRecord) { r.Attempts++ })
+			s.propose(t, paas.InProgress, func(r *paas.TaskRecord) { r.Attempts++; r.Runs++ })
 		}
 	}
 }
@@ -506,6 +563,9 @@ func (s *state) settleAttempt(t *task, v verdict) {
 			r.Restarts++
 			r.Checkpoint = nil
 		}
+		if v.interrupted {
+			r.Interruptions++
+		}
 		if v.lastErr != "" {
 			r.LastError = v.lastErr
 		}
@@ -521,6 +581,10 @@ func (s *state) settleAttempt(t *task, v verdict) {
 
 // due handles a scheduler entry whose time has come.
 func (s *state) due(d scheduler.Due) {
+	if d.Kind == dueRewrite {
+		s.rewriteDue()
+		return
+	}
 	t, ok := s.tasks[d.ID]
 	if !ok {
 		return // ended
@@ -543,7 +607,7 @@ func (s *state) due(d scheduler.Due) {
 func (s *state) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
 	t, ok := s.tasks[id]
 	switch {
-	case !ok || t.cancel == nil || t.rec.Attempts != attempt:
+	case !ok || t.cancel == nil || t.rec.Runs != attempt:
 		ack <- fmt.Errorf("paas: task %s: attempt %d is not running", id, attempt)
 		return
 	case t.writing:
@@ -570,6 +634,7 @@ func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 		// handler returns.
 		t.cancelReq = true
 		t.cancel(errCancelled)
+		t.cancelled = true
 		ack <- nil
 	case t.writing || t.cancelReq:
 		t.cancelReq = true
@@ -583,7 +648,9 @@ func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 }
 
 // revive puts rec, a Failed or Cancelled task read from the store, back to work with a fresh
-// budget. unfinished lists its dependencies that the caller found unfinished in the store.
+// budget. unfinished lists its dependencies that the caller found unfinished in the store. ack
+// is answered once the change is stored; the write is fenced by rec's Version, so if the task
+// has changed since rec was read, nothing is written and ack is answered errReread.
 func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
 	switch {
 	case s.stopping:
@@ -599,7 +666,12 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 			return
 		}
 	}
-	t := s.adopt(&task{rec: rec})
+	t := s.adopt(&task{rec: rec, retryAck: ack})
+	// A task that finished since the start is in the counts already: the commit takes it out.
+	if !rec.UpdatedAt.Before(s.startedAt) && s.counts[slot(rec.State)] > 1 {
+		t.counted = true
+		s.counts[slot(rec.State)]--
+	}
 	for _, dep := range unfinished {
 		s.await(t, dep)
 	}
@@ -608,12 +680,12 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 		next = paas.Blocked
 	}
 	s.propose(t, next, func(r *paas.TaskRecord) {
-		r.Attempts, r.Restarts = 0, 0
 		r.LastError, r.FailedDependency = "", paas.TaskID{}
+		r.Attempts, r.Restarts, r.Interruptions, r.Runs = 0, 0, 0, 0
+		r.FailedDependencyState = 0
 		r.NextAttemptAt, r.WaitingSince = time.Time{}, time.Time{}
 		r.Checkpoint = nil
 	})
-	ack <- nil
 }
 
 // status returns a cached task's status; ok is false if the task is not cached.
@@ -664,6 +736,8 @@ func (s *state) interrupt() {
 			t.cancel(errInterrupted)
 		}
 	}
+	s.aborted = true
+	s.giveUpRewrites()
 }
 
 // idle reports whether nothing is running or being written, so a stopping loop may exit.

@@ -49,7 +49,7 @@ func record(program string, backend paas.Backend, weight int64) paas.TaskRecord 
 // submit submits rec and commits its insert; it returns the new task's id.
 func (c *core) submit(rec paas.TaskRecord) paas.TaskID {
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, nil, reply)
+	c.state.submit(rec, nil, true, reply)
 	c.commitAll()
 	r := <-reply
 	require.NoError(c.t, r.err)
@@ -126,10 +126,10 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, nil, r1)
+	c.state.submit(rec, nil, true, r1)
 	dup := rec
 	dup.ID = paas.NewTaskID()
-	c.state.submit(dup, nil, r2)
+	c.state.submit(dup, nil, true, r2)
 	require.Len(t, c.writes, 1, "one insert for two submits of the same key")
 	c.commitAll()
 	a, b := <-r1, <-r2
@@ -138,7 +138,7 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 
 	// Once cached, a duplicate is answered without touching the store.
 	r3 := make(chan submitReply, 1)
-	c.state.submit(dup, nil, r3)
+	c.state.submit(dup, nil, true, r3)
 	assert.Empty(t, c.writes)
 	assert.Equal(t, rec.ID, (<-r3).id)
 }
@@ -147,7 +147,7 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, nil, reply)
+	c.state.submit(rec, nil, true, reply)
 	require.True(t, c.writes[0].Insert)
 	c.writes = nil
 	existing := rec
@@ -165,8 +165,8 @@ func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
 	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, nil, r1)
-	c.state.submit(rec, nil, r2)
+	c.state.submit(rec, nil, true, r1)
+	c.state.submit(rec, nil, true, r2)
 	boom := errors.New("disk full")
 	w := c.writes[0]
 	c.writes = nil
@@ -440,7 +440,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	assert.False(t, c.idle(), "a handler still runs")
 
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("d", paas.BackendNative, 1), nil, reply)
+	c.state.submit(record("d", paas.BackendNative, 1), nil, true, reply)
 	assert.ErrorIs(t, (<-reply).err, paas.ErrStopped)
 
 	c.interrupt()
@@ -461,19 +461,22 @@ func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
 	retrying.Seq, retrying.State, retrying.Attempts = 2, paas.Retrying, 1
 	retrying.NextAttemptAt = t0.Add(time.Hour)
 	crashed := record("c", paas.BackendNative, 1)
-	crashed.Seq, crashed.State, crashed.Attempts = 3, paas.InProgress, 1
-	crashedTwice := record("c2", paas.BackendNative, 1)
-	crashedTwice.Seq, crashedTwice.State, crashedTwice.Attempts = 4, paas.InProgress, 2
+	crashed.Seq, crashed.State, crashed.Attempts = 3, paas.InProgress, 2 // its retry budget is spent
+	crashedOften := record("c2", paas.BackendNative, 1)
+	crashedOften.Seq, crashedOften.State, crashedOften.Attempts = 4, paas.InProgress, 1
+	crashedOften.Interruptions = paas.DefaultMaxInterruptions
 
-	c.load([]paas.TaskRecord{pending, retrying, crashed, crashedTwice}, nil)
+	c.load([]paas.TaskRecord{pending, retrying, crashed, crashedOften}, nil)
 	assert.Equal(t, []scheduler.Due{{ID: retrying.ID, At: retrying.NextAttemptAt}}, c.timers, "a restart does not reset backoff")
 	written := c.commitAll()
 	require.Len(t, written, 2)
-	assert.Equal(t, paas.Retrying, written[0].State, "an interrupted attempt is retried under the budget")
-	assert.Equal(t, 1, written[0].Attempts)
+	assert.Equal(t, paas.Pending, written[0].State, "an interrupted attempt runs again, whatever its retry budget")
+	assert.Equal(t, 1, written[0].Attempts, "an interrupted attempt spends no retry")
+	assert.Equal(t, 1, written[0].Interruptions, "it counts against MaxInterruptions")
 	assert.Equal(t, errCrashed.Error(), written[0].LastError)
 	assert.Equal(t, paas.Failed, written[1].State, "a task that keeps crashing the process runs out of budget")
-	assert.Equal(t, paas.StatusSummary{Pending: 1, Retrying: 2, Failed: 1}, c.summary())
+	assert.Equal(t, paas.DefaultMaxInterruptions+1, written[1].Interruptions)
+	assert.Equal(t, paas.StatusSummary{Pending: 2, Retrying: 1, Failed: 1}, c.summary())
 
 	c.dispatch()
 	c.commitAll()
