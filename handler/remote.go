@@ -88,6 +88,12 @@ func (f ProofStorerFunc) StoreProof(ctx context.Context, id paas.TaskID, proof P
 // each task it decodes the program, resolves the host for the task's backend, fetches the
 // input, proves it on the host and stores the proof under the task ID.
 //
+// If its Storer can read proofs back (it is a ProofReader, as the stores of package store
+// are), it first looks for a proof already stored for the task, and if there is one it
+// succeeds without proving again: a crash between storing the proof and recording the task
+// Completed then costs nothing. A proof that cannot be read back (a damaged record) is proven
+// again and stored over.
+//
 // It does not log. Errors are returned wrapped with the step that failed, so that a
 // paas.Permanent or paas.RetryAfter from a fetcher, host or storer reaches the service intact.
 // Decoding and resolving errors are made permanent, since the same task would fail them again.
@@ -129,6 +135,15 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 	// panicking on a nil field or burning the retry budget.
 	if err := h.Validate(); err != nil {
 		return paas.Permanent(err)
+	}
+	if r, ok := h.Storer.(ProofReader); ok {
+		_, err := r.Proof(ctx, task.ID)
+		if err == nil {
+			return nil // proven by an earlier attempt that did not live to record it
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	codec := h.Codec
 	if codec == nil {

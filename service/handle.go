@@ -29,9 +29,10 @@ type ProverHandle struct{ s *ProverService }
 // (paas.ErrEncodeProgram), a weight below 1 or above the backend's capacity
 // (paas.ErrInvalidWeight), a negative timeout (paas.ErrInvalidOption), a dependency that is no
 // task (paas.ErrUnknownDependency) or that has already failed or been cancelled (a
-// *paas.DependencyError). The options are looked at only for a new task: identity is decided
-// first, so a Submit of an existing task returns its id whatever its options. An error of the
-// store's is returned as it is, and the task does not exist.
+// *paas.DependencyError). Identity is decided first: a Submit of an existing task returns its
+// id whatever its dependencies, priority or timeout say, though an option that is invalid in
+// itself (a negative timeout) is refused on every Submit. An error of the store's is returned
+// as it is, and the task does not exist.
 //
 // A Submit whose ctx ends before it returns may still have stored its task. Submitting the
 // same program again is safe, and tells: it returns the task's id if it was stored, and

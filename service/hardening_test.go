@@ -1,0 +1,383 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/service"
+	"github.com/zkpaas/paas/store/memory"
+)
+
+// The edges of the handle's contract, each as a user meets it.
+
+// failed submits name and fails it permanently.
+func (f *fixture) failed(name string) paas.TaskID {
+	f.t.Helper()
+	id := f.submit(name)
+	f.gate.next(f.t).answer <- paas.Permanent(errors.New("bad input"))
+	require.Equal(f.t, paas.Failed, f.wait(id).State)
+	return id
+}
+
+func TestRetryReturnsOnlyOnceItsChangeIsStored(t *testing.T) {
+	f, fs, inner := faulty(t)
+	id := f.failed("a")
+	fs.FailUpdates(1, errors.New("io timeout")) // the Retry's write fails once, then is written again
+	retried := make(chan error, 1)
+	go func() { retried <- f.h.Retry(f.ctx, id) }()
+	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1)) // the failed write waits to be written again
+	select {
+	case err := <-retried:
+		t.Fatalf("Retry returned %v before its change was stored", err)
+	default:
+	}
+	f.clock.Advance(time.Second)
+	require.NoError(t, <-retried)
+	rec, err := inner.Get(f.ctx, id)
+	require.NoError(t, err)
+	assert.NotEqual(t, paas.Failed, rec.State, "once Retry returns, the store has the task back at work")
+	assert.Empty(t, rec.LastError)
+	assert.NotEqual(t, paas.Failed, f.status(id).State)
+	f.gate.next(t).answer <- nil
+	assert.Equal(t, paas.Completed, f.wait(id).State)
+}
+
+func TestConcurrentRetriesPutATaskBackOnce(t *testing.T) {
+	f := start(t, nil)
+	for range 20 {
+		id := f.failed("a")
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- f.h.Retry(f.ctx, id) }()
+		}
+		a := f.gate.next(t) // the one attempt; the handler holds it until both Retries are done
+		e1, e2 := <-errs, <-errs
+		if e1 != nil {
+			e1, e2 = e2, e1
+		}
+		require.NoError(t, e1, "one Retry puts the task back")
+		require.ErrorIs(t, e2, paas.ErrNotRetryable, "the other finds it unfinished")
+		a.answer <- paas.Permanent(errors.New("bad input"))
+		require.Equal(t, paas.Failed, f.wait(id).State)
+		select {
+		case extra := <-f.gate.started:
+			t.Fatalf("the task ran twice: %v", extra.task)
+		default:
+		}
+		require.NoError(t, f.h.Retry(f.ctx, id)) // back to work, then failed again above
+		f.gate.next(t).answer <- nil
+		require.Equal(t, paas.Completed, f.wait(id).State)
+		_, err := f.store.Prune(f.ctx, t0.Add(time.Hour)) // forget it: "a" is new next round
+		require.NoError(t, err)
+	}
+}
+
+func TestProgramsThatDifferOnlyInInvalidUTF8AreRefused(t *testing.T) {
+	f := start(t, nil)
+	for _, name := range []string{"\xff", "\xfe", "ok\x80"} {
+		_, err := f.h.Submit(f.ctx, job{Name: name}, paas.BackendNative)
+		assert.ErrorIs(t, err, paas.ErrEncodeProgram, "%q does not decode back to itself", name)
+	}
+	assert.Equal(t, 0, f.store.Len(), "nothing refused is stored")
+	f.submit("valid UTF-8: ünïcödé")
+}
+
+func TestDuplicateSubmitIgnoresItsOptions(t *testing.T) {
+	f := start(t, nil)
+	bad := f.failed("bad")
+	done := f.submit("done")
+	f.gate.next(t).answer <- nil
+	f.wait(done)
+	running := f.submit("running")
+	a := f.gate.next(t)
+	defer func() { a.answer <- nil }()
+
+	for _, existing := range []struct {
+		name string
+		id   paas.TaskID
+	}{{"done", done}, {"running", running}, {"bad", bad}} {
+		for _, opt := range []paas.SubmitOption{paas.After(bad), paas.After(paas.NewTaskID()), paas.After(existing.id), paas.Priority(99)} {
+			id, err := f.h.Submit(f.ctx, job{Name: existing.name}, paas.BackendNative, opt)
+			require.NoError(t, err, "a Submit of the %s task", existing.name)
+			assert.Equal(t, existing.id, id, "identity is decided first")
+		}
+	}
+}
+
+func TestPruneKeepsTheDependencyOfABlockedTaskAcrossARestart(t *testing.T) {
+	store := memory.New()
+	f := start(t, store, workers(map[paas.Backend]int64{paas.BackendNative: 2}))
+	dep := f.submit("dep")
+	f.gate.next(t).answer <- nil
+	f.wait(dep)
+	slow := f.submit("slow")
+	a := f.gate.next(t)
+	blocked, err := f.h.Submit(f.ctx, job{Name: "blocked"}, paas.BackendNative, paas.After(dep, slow))
+	require.NoError(t, err)
+	require.Equal(t, paas.Blocked, f.status(blocked).State)
+
+	f.clock.Advance(time.Hour)
+	n, err := f.h.Prune(f.ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 0, n, "the completed dependency of a blocked task is kept")
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.svc.Stop(context.Background()) }()
+	a.answer <- errors.New("interrupted") // let Stop finish; slow is retried
+	require.NoError(t, <-stopped)
+
+	g := start(t, store, workers(map[paas.Backend]int64{paas.BackendNative: 2}))
+	assert.Equal(t, paas.Blocked, g.status(blocked).State, "the blocked task still waits, rather than failing")
+	g.clock.Advance(3 * time.Hour) // slow's retry is due
+	g.gate.next(t).answer <- nil
+	b := g.gate.next(t)
+	assert.Equal(t, blocked, b.task.ID)
+	b.answer <- nil
+	assert.Equal(t, paas.Completed, g.wait(blocked).State)
+}
+
+// stubborn is a handler that ignores cancellation, as gnark's Prove (which takes no context)
+// does: it returns only when release is closed.
+type stubborn struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *stubborn) Prove(context.Context, paas.Task) error {
+	s.started <- struct{}{}
+	<-s.release
+	return nil
+}
+
+func TestStopReturnsSoonAfterItsContextEndsWhateverTheHandlers(t *testing.T) {
+	store := memory.New()
+	h := &stubborn{started: make(chan struct{}), release: make(chan struct{})}
+	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 2}}, store,
+		map[paas.RoutingKey]handler.ProofHandler{"job": h})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start(t.Context()))
+	for _, name := range []string{"a", "b"} {
+		_, err := svc.Handle().Submit(t.Context(), job{Name: name}, paas.BackendNative)
+		require.NoError(t, err)
+		<-h.started
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = svc.Stop(ctx)
+	var abandoned *paas.AbandonedError
+	require.ErrorAs(t, err, &abandoned, "Stop must not wait for handlers that ignore cancellation")
+	assert.Equal(t, 2, abandoned.Handlers)
+	assert.ErrorIs(t, err, context.Canceled)
+	select {
+	case <-svc.Stopped():
+		t.Fatal("Stopped closed while handlers still run")
+	default:
+	}
+	_, err = svc.Handle().Status(t.Context(), paas.NewTaskID())
+	assert.ErrorIs(t, err, paas.ErrStopped)
+
+	recs, err := store.Unfinished(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, recs, 2, "the abandoned tasks stay InProgress, for the next start to recover")
+	close(h.release)
+	<-svc.Stopped()
+	recs, err = store.Unfinished(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, recs, "handlers that return before the process exits still have their outcome stored")
+}
+
+func TestStopBeforeStartClosesStopped(t *testing.T) {
+	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, memory.New(),
+		map[paas.RoutingKey]handler.ProofHandler{"job": newGate()})
+	require.NoError(t, err)
+	require.NoError(t, svc.Stop(t.Context()))
+	<-svc.Stopped()
+	assert.ErrorIs(t, svc.Start(t.Context()), paas.ErrStopped)
+}
+
+// Every handle method checks the lifecycle before anything else, whatever its arguments.
+func TestEveryHandleMethodChecksTheLifecycleFirst(t *testing.T) {
+	store := memory.New()
+	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, store,
+		map[paas.RoutingKey]handler.ProofHandler{"job": newGate()})
+	require.NoError(t, err)
+	h := svc.Handle()
+	ctx := t.Context()
+	calls := map[string]func(paas.TaskID) error{
+		"Submit":  func(paas.TaskID) error { _, err := h.Submit(ctx, job{Name: "\xff"}, "no such backend"); return err },
+		"Execute": func(paas.TaskID) error { _, err := h.Execute(ctx, job{Name: "x"}, paas.BackendNative); return err },
+		"Wait":    func(id paas.TaskID) error { _, err := h.Wait(ctx, id); return err },
+		"Status":  func(id paas.TaskID) error { _, err := h.Status(ctx, id); return err },
+		"Summary": func(paas.TaskID) error { _, err := h.Summary(ctx); return err },
+		"Cancel":  func(id paas.TaskID) error { return h.Cancel(ctx, id) },
+		"Retry":   func(id paas.TaskID) error { return h.Retry(ctx, id) },
+		"Prune":   func(paas.TaskID) error { _, err := h.Prune(ctx, 0); return err },
+	}
+	failed := paas.NewTaskID()
+	for name, call := range calls {
+		assert.ErrorIs(t, call(paas.NewTaskID()), paas.ErrNotStarted, "%s before Start", name)
+	}
+
+	require.NoError(t, svc.Start(ctx))
+	id, err := h.Submit(ctx, job{Name: "done"}, paas.BackendNative)
+	require.NoError(t, err)
+	require.ErrorIs(t, svc.Stop(canceled()), context.Canceled) // its attempt is interrupted
+	<-svc.Stopped()
+	before := store.Len()
+	for name, call := range calls {
+		assert.ErrorIs(t, call(id), paas.ErrStopped, "%s after Stop", name)
+		assert.ErrorIs(t, call(failed), paas.ErrStopped, "%s after Stop, of an unknown task", name)
+	}
+	assert.Equal(t, before, store.Len(), "Prune after Stop deletes nothing")
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func TestRetryWhileStoppingSaysStopped(t *testing.T) {
+	f := start(t, nil)
+	id := f.failed("a")
+	busy := f.submit("busy")
+	a := f.gate.next(t)
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.svc.Stop(context.Background()) }()
+	require.Eventually(t, func() bool { _, err := f.h.Summary(f.ctx); return errors.Is(err, paas.ErrStopped) },
+		10*time.Second, time.Millisecond, "Stop has begun")
+	assert.ErrorIs(t, f.h.Retry(f.ctx, id), paas.ErrStopped)
+	a.answer <- nil
+	require.NoError(t, <-stopped)
+	_ = busy
+}
+
+func TestNewRefusesNilHandlers(t *testing.T) {
+	cfg := paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}
+	for name, h := range map[string]handler.ProofHandler{
+		"nil func":    handler.ProofHandlerFunc(nil),
+		"nil pointer": (*handler.RemoteProofHandler[job, int])(nil),
+		"nil":         nil,
+	} {
+		_, err := service.New(cfg, memory.New(), map[paas.RoutingKey]handler.ProofHandler{"job": h})
+		assert.ErrorIs(t, err, paas.ErrInvalidConfig, name)
+	}
+}
+
+func TestTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
+	f := start(t, nil, func(c *paas.Config) { c.Timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute} },
+		workers(map[paas.Backend]int64{paas.BackendNative: 2}))
+	_, err := f.h.Submit(f.ctx, job{Name: "none"}, paas.BackendNative, paas.Timeout(0))
+	require.NoError(t, err)
+	none := f.gate.next(t)
+	f.submit("default")
+	def := f.gate.next(t)
+	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1)) // the one deadline: the default task's
+	f.clock.Advance(time.Hour)
+	<-def.ctx.Done()
+	assert.NoError(t, none.ctx.Err(), "a task submitted with Timeout(0) has no timeout")
+	none.answer <- nil
+	f.wait(none.task.ID)
+}
+
+func TestSummaryCountsARetriedTaskOnce(t *testing.T) {
+	f := start(t, nil)
+	id := f.failed("a")
+	require.NoError(t, f.h.Retry(f.ctx, id))
+	f.gate.next(t).answer <- nil
+	f.wait(id)
+	assert.Equal(t, paas.StatusSummary{Completed: 1}, f.summary())
+}
+
+func TestTwoCancelsOfAWaitingTaskOneSucceedsOneFindsItFinished(t *testing.T) {
+	f := start(t, nil)
+	f.submit("busy")
+	busy := f.gate.next(t)
+	defer func() { busy.answer <- nil }()
+	for i := range 20 {
+		id, err := f.h.Submit(f.ctx, job{Name: "waiting", W: 1 + int64(i%1)}, paas.BackendNative, paas.Priority(i))
+		require.NoError(t, err)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- f.h.Cancel(f.ctx, id) }()
+		}
+		e1, e2 := <-errs, <-errs
+		if e1 != nil {
+			e1, e2 = e2, e1
+		}
+		require.NoError(t, e1)
+		require.ErrorIs(t, e2, paas.ErrTaskFinished)
+		require.NoError(t, f.h.Retry(f.ctx, id)) // waiting again, for the next round
+	}
+}
+
+// Wait and Cancel racing a Retry of the same task wait and cancel: they never fail with an
+// untyped error for a task that the Retry has just put back.
+func TestWaitAndCancelRacingARetryWaitAndCancel(t *testing.T) {
+	prove := handler.ProofHandlerFunc(func(context.Context, paas.Task) error {
+		return paas.Permanent(errors.New("bad input"))
+	})
+	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, memory.New(),
+		map[paas.RoutingKey]handler.ProofHandler{"job": prove})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start(t.Context()))
+	defer func() { require.NoError(t, svc.Stop(t.Context())) }()
+	h, ctx := svc.Handle(), t.Context()
+	res, err := h.Execute(ctx, job{Name: "a"}, paas.BackendNative)
+	require.NoError(t, err)
+	id := res.ID
+	for range 200 {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			err := h.Retry(ctx, id)
+			if !errors.Is(err, paas.ErrNotRetryable) {
+				assert.NoError(t, err)
+			}
+		})
+		wg.Go(func() {
+			res, err := h.Wait(ctx, id)
+			assert.NoError(t, err)
+			assert.True(t, res.State.Final())
+		})
+		wg.Go(func() {
+			err := h.Cancel(ctx, id)
+			if !errors.Is(err, paas.ErrTaskFinished) {
+				assert.NoError(t, err)
+			}
+		})
+		wg.Wait()
+		_, err := h.Wait(ctx, id)
+		require.NoError(t, err)
+	}
+}
+
+func TestAttemptCountsEveryAttemptAndDependencyErrorsCarryTheState(t *testing.T) {
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 3, MaxRestarts: 3, BaseDelay: time.Second}))
+	id := f.submit("a")
+	a := f.gate.next(t)
+	assert.Equal(t, 1, a.task.Attempt)
+	a.answer <- paas.Restart(errors.New("request lost"))
+	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1))
+	f.clock.Advance(time.Minute)
+	a = f.gate.next(t)
+	assert.Equal(t, 2, a.task.Attempt, "a Restart is an attempt too")
+	st := f.status(id)
+	assert.Equal(t, 1, st.Attempts, "though it spends no retry: only the attempt in progress counts")
+	assert.Equal(t, 1, st.Restarts)
+	dependent, err := f.h.Submit(f.ctx, job{Name: "b"}, paas.BackendNative, paas.After(id))
+	require.NoError(t, err)
+	require.NoError(t, f.h.Cancel(f.ctx, id))
+	res := f.wait(dependent)
+	var dep *paas.DependencyError
+	require.ErrorAs(t, res.Err(), &dep)
+	assert.Equal(t, id, dep.ID)
+	assert.Equal(t, paas.Cancelled, dep.State, "the dependency's final state")
+}
