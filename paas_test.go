@@ -1,6 +1,7 @@
 package paas_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -168,3 +169,26 @@ type heavy struct{}
 
 func (heavy) RoutingKey() paas.RoutingKey { return "h" }
 func (heavy) Weight() int64               { return 3 }
+
+func TestMaxInterruptionsDefaultsAndIsValidated(t *testing.T) {
+	got := paas.RetryConfig{MaxRetries: 1}.WithDefaults()
+	assert.Equal(t, paas.DefaultMaxInterruptions, got.MaxInterruptions, "zero takes the default: a crash must not fail tasks")
+	assert.Equal(t, paas.DefaultMaxInterruptions, paas.DefaultRetryConfig().MaxInterruptions)
+	bad := paas.DefaultRetryConfig()
+	bad.MaxInterruptions = -1
+	assert.ErrorIs(t, bad.Validate(), paas.ErrInvalidConfig)
+}
+
+func TestTaskResultErrCarriesTheDependencysState(t *testing.T) {
+	dep := paas.NewTaskID()
+	res := paas.TaskResult{ID: paas.NewTaskID(), State: paas.Failed, FailedDependency: dep, FailedDependencyState: paas.Cancelled}
+	var de *paas.DependencyError
+	require.ErrorAs(t, res.Err(), &de)
+	assert.Equal(t, paas.DependencyError{ID: dep, State: paas.Cancelled}, *de)
+}
+
+func TestAbandonedErrorIsItsContextError(t *testing.T) {
+	err := error(&paas.AbandonedError{Handlers: 2, Err: context.DeadlineExceeded})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "2 handlers abandoned")
+}

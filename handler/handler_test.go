@@ -14,6 +14,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/store/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -426,4 +427,29 @@ func TestDependencyProofsReadsTheProofsOfTheTaskInTheContext(t *testing.T) {
 	missing := paas.ContextWithTask(context.Background(), paas.Task{DependsOn: []paas.TaskID{paas.NewTaskID()}})
 	_, err = handler.DependencyProofs(missing, proofs)
 	assert.ErrorContains(t, err, "proof of dependency")
+}
+
+// A crash between storing a proof and recording the task Completed runs the task again; a
+// Storer that can read proofs back spares it the second proof.
+func TestRemoteProofHandlerDoesNotProveAgainATaskWhoseProofIsStored(t *testing.T) {
+	f := newFixture(t)
+	proofs := memory.NewProofStore()
+	f.h.Storer = proofs
+	tk := task(t, testProgram{N: 1}, paas.BackendSP1)
+	require.NoError(t, f.h.Prove(t.Context(), tk))
+	require.Len(t, f.proved, 1)
+	first, err := proofs.Proof(t.Context(), tk.ID)
+	require.NoError(t, err)
+
+	tk.Attempt = 2 // the same task, run again after the crash
+	require.NoError(t, f.h.Prove(t.Context(), tk))
+	assert.Len(t, f.proved, 1, "the stored proof is not paid for twice")
+	assert.Len(t, f.fetched, 1, "nor its input fetched again")
+	again, err := proofs.Proof(t.Context(), tk.ID)
+	require.NoError(t, err)
+	assert.Equal(t, first, again)
+
+	other := task(t, testProgram{N: 2}, paas.BackendSP1)
+	require.NoError(t, f.h.Prove(t.Context(), other))
+	assert.Len(t, f.proved, 2, "a task without a stored proof is proven")
 }
