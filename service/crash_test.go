@@ -31,10 +31,21 @@ import (
 
 const (
 	crashChildEnv = "PAAS_CRASH_CHILD_DB" // set in the child: the path of its bolt file
-	crashTasks    = 2000
-	crashKills    = 20
 	crashWorkers  = 4
 )
+
+// The size of the crash test; PAAS_CRASH_TASKS and PAAS_CRASH_KILLS make it a longer soak.
+var (
+	crashTasks = envInt("PAAS_CRASH_TASKS", 2000)
+	crashKills = envInt("PAAS_CRASH_KILLS", 20)
+)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // crashProof is the proof of program n that the child stores: anyone can check it.
 func crashProof(n int) []byte {
@@ -43,7 +54,8 @@ func crashProof(n int) []byte {
 }
 
 // crashChild is the child's main. It submits every task (duplicates of tasks accepted before
-// a kill are no-ops), prints "accepted N ID" for each, "proved ID" for each proof it stores,
+// a kill are no-ops), prints "accepted N ID" for each, "computed ID" for each proof it computes
+// and "proved ID" for each proof it stores,
 // waits for all of them, then prints "done".
 func crashChild(path string) int {
 	store, err := bolt.Open(path, &bolt.Options{LockTimeout: 10 * time.Second})
@@ -53,31 +65,31 @@ func crashChild(path string) int {
 	}
 	defer store.Close()
 	out := &lockedWriter{w: os.Stdout}
-	prove := handler.ProofHandlerFunc(func(ctx context.Context, task paas.Task) error {
-		var j job
-		if err := (paas.JSONCodec{}).Unmarshal(task.Program, &j); err != nil {
-			return paas.Permanent(err)
-		}
-		n, err := strconv.Atoi(j.Name)
-		if err != nil {
-			return paas.Permanent(err)
-		}
-		// The proof takes a few milliseconds of "work".
+	// The proof takes a few milliseconds of "work".
+	host := handler.HostFunc[int](func(ctx context.Context, n int) (handler.Proof, error) {
 		select {
 		case <-time.After(time.Duration(1+n%4) * time.Millisecond):
 		case <-ctx.Done():
-			return ctx.Err()
+			return handler.Proof{}, ctx.Err()
 		}
-		if err := store.StoreProof(ctx, task.ID, handler.Proof{Backend: task.Backend, Receipt: crashProof(n)}); err != nil {
-			return err
-		}
-		out.println("proved", task.ID.String())
-		return nil
+		task, _ := paas.TaskFromContext(ctx)
+		out.println("computed", task.ID.String())
+		return handler.Proof{Receipt: crashProof(n)}, nil
 	})
+	prove := &handler.RemoteProofHandler[job, int]{
+		Fetcher: handler.InputFetcherFunc[job, int](func(_ context.Context, j job) (int, error) {
+			n, err := strconv.Atoi(j.Name)
+			return n, paas.Permanent(err)
+		}),
+		Resolver: handler.HostMap[job, int]{paas.BackendNative: host},
+		// The store reads proofs back, so a task killed after its proof was stored is not
+		// proven again.
+		Storer: printingStore{store, out},
+	}
+	// The default retry budget: a kill counts against MaxInterruptions, not MaxRetries, so
+	// no task whose handler never fails may end Failed however often the node is killed.
 	svc, err := service.New(paas.Config{
 		Workers: map[paas.Backend]int64{paas.BackendNative: crashWorkers},
-		// Each kill counts an attempt against the tasks that were running.
-		Retry: &paas.RetryConfig{MaxRetries: 1000, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond},
 	}, store, map[paas.RoutingKey]handler.ProofHandler{"job": prove})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: new:", err)
@@ -123,6 +135,20 @@ func crashChild(path string) int {
 	return 0
 }
 
+// printingStore is the bolt store that prints "proved ID" for each proof it has stored.
+type printingStore struct {
+	*bolt.Store
+	out *lockedWriter
+}
+
+func (s printingStore) StoreProof(ctx context.Context, id paas.TaskID, p handler.Proof) error {
+	if err := s.Store.StoreProof(ctx, id, p); err != nil {
+		return err
+	}
+	s.out.println("proved", id.String())
+	return nil
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -138,6 +164,7 @@ func (l *lockedWriter) println(a ...any) {
 type crashRun struct {
 	accepted map[int]string // program -> task id
 	proved   []string
+	computed []string // proofs computed, stored or not
 	done     bool
 	killed   bool
 }
@@ -175,6 +202,8 @@ func runChild(t *testing.T, path string, kill killAt) crashRun {
 			}
 		case len(f) == 2 && f[0] == "proved":
 			run.proved = append(run.proved, f[1])
+		case len(f) == 2 && f[0] == "computed":
+			run.computed = append(run.computed, f[1])
 		case len(f) == 1 && f[0] == "done":
 			run.done = true
 		}
@@ -198,7 +227,7 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "paas.db")
 	accepted := map[int]string{}
-	provedCount := map[string]int{}
+	provedCount, computedCount := map[string]int{}, map[string]int{}
 	record := func(run crashRun) {
 		for n, id := range run.accepted {
 			if prev, ok := accepted[n]; ok {
@@ -208,6 +237,9 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 		}
 		for _, id := range run.proved {
 			provedCount[id]++
+		}
+		for _, id := range run.computed {
+			computedCount[id]++
 		}
 	}
 
@@ -235,7 +267,7 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 	defer store.Close()
 	ctx := context.Background()
 	require.Len(t, accepted, crashTasks)
-	lost, twice := 0, 0
+	lost, twice, computedTwice := 0, 0, 0
 	for n, s := range accepted {
 		id, err := paas.ParseTaskID(s)
 		require.NoError(t, err)
@@ -251,10 +283,15 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 		if provedCount[s] > 1 {
 			twice++
 		}
+		if computedCount[s] > 1 {
+			computedTwice++
+		}
 	}
 	assert.Zero(t, lost)
-	// Only a task that was running when a kill came may have been proven again.
-	assert.LessOrEqual(t, twice, kills*crashWorkers)
-	t.Logf("%d tasks, %d kills: %d lost, %d proved more than once (at most %d were running at the kills)",
-		crashTasks, kills, lost, twice, kills*crashWorkers)
+	// A proof stored is never proven again: the handler reads it back first.
+	assert.Zero(t, twice, "a task whose proof was stored was proven again")
+	// Only a task that was running when a kill came may have been computed again.
+	assert.LessOrEqual(t, computedTwice, kills*crashWorkers)
+	t.Logf("%d tasks, %d kills: %d lost, none failed, %d proofs stored more than once, %d computed more than once (at most %d were running at the kills)",
+		crashTasks, kills, lost, twice, computedTwice, kills*crashWorkers)
 }
