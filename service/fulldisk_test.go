@@ -156,11 +156,11 @@ func TestFullDiskFailsSubmitsAtOnceAndRecoversWithNothingLost(t *testing.T) {
 	t.Logf("%d tasks acknowledged before the disk filled; all completed once space returned", len(acked))
 }
 
-// BenchmarkSubmitOnAFullDisk is how long a Submit takes to fail once the disk of the bolt file
+// BenchmarkFailOnAFullDisk is how long a Submit takes to fail once the disk of the bolt file
 // is full: a 2 MiB tmpfs, filled up. It needs root, to mount the tmpfs.
 //
-//	go test -run '^$' -bench SubmitOnAFullDisk -benchtime 2000x -count 5 ./service
-func BenchmarkSubmitOnAFullDisk(b *testing.B) {
+//	go test -run '^$' -bench FailOnAFullDisk -benchtime 2000x -count 5 ./service
+func BenchmarkFailOnAFullDisk(b *testing.B) {
 	dir := smallDisk(b, "2m")
 	store, err := bolt.Open(filepath.Join(dir, "paas.db"), nil)
 	require.NoError(b, err)
