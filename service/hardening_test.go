@@ -3,7 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,34 +50,33 @@ func TestRetryReturnsOnlyOnceItsChangeIsStored(t *testing.T) {
 	assert.Equal(t, paas.Completed, f.wait(id).State)
 }
 
-func TestConcurrentRetriesPutATaskBackOnce(t *testing.T) {
-	f := start(t, nil)
-	for range 20 {
-		id := f.failed("a")
-		errs := make(chan error, 2)
-		for range 2 {
-			go func() { errs <- f.h.Retry(f.ctx, id) }()
-		}
-		a := f.gate.next(t) // the one attempt; the handler holds it until both Retries are done
-		e1, e2 := <-errs, <-errs
-		if e1 != nil {
-			e1, e2 = e2, e1
-		}
-		require.NoError(t, e1, "one Retry puts the task back")
-		require.ErrorIs(t, e2, paas.ErrNotRetryable, "the other finds it unfinished")
-		a.answer <- paas.Permanent(errors.New("bad input"))
-		require.Equal(t, paas.Failed, f.wait(id).State)
-		select {
-		case extra := <-f.gate.started:
-			t.Fatalf("the task ran twice: %v", extra.task)
-		default:
-		}
-		require.NoError(t, f.h.Retry(f.ctx, id)) // back to work, then failed again above
-		f.gate.next(t).answer <- nil
-		require.Equal(t, paas.Completed, f.wait(id).State)
-		_, err := f.store.Prune(f.ctx, t0.Add(time.Hour)) // forget it: "a" is new next round
-		require.NoError(t, err)
+// Of two Retries of one task, the one decided on a record read before the other put the task
+// back, and before the task then completed, must not bring it back to work: its write is
+// fenced by the version it read.
+func TestARetryDecidedOnAStaleRecordNeverOverwritesACompletedTask(t *testing.T) {
+	store := &pausingStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	f := startOn(t, store)
+	id := f.failed("a")
+	store.afterRead = true
+	store.armed.Store(true)
+	late := make(chan error, 1)
+	go func() { late <- f.h.Retry(f.ctx, id) }()
+	<-store.entered // the late Retry has read the task Failed
+
+	require.NoError(t, f.h.Retry(f.ctx, id))
+	f.gate.next(t).answer <- nil
+	require.Equal(t, paas.Completed, f.wait(id).State)
+	store.release <- struct{}{}
+	assert.ErrorIs(t, <-late, paas.ErrNotRetryable, "the late Retry reads the task again, and finds it Completed")
+	rec, err := store.Store.Get(f.ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, paas.Completed, rec.State, "the completed task is not overwritten")
+	select {
+	case a := <-f.gate.started:
+		t.Fatalf("the completed task ran again: %v", a.task)
+	default:
 	}
+	assert.Equal(t, paas.StatusSummary{Completed: 1}, f.summary())
 }
 
 func TestProgramsThatDifferOnlyInInvalidUTF8AreRefused(t *testing.T) {
@@ -319,43 +318,67 @@ func TestTwoCancelsOfAWaitingTaskOneSucceedsOneFindsItFinished(t *testing.T) {
 	}
 }
 
-// Wait and Cancel racing a Retry of the same task wait and cancel: they never fail with an
-// untyped error for a task that the Retry has just put back.
+// pausingStore holds up the next Get once armed, until the test lets it go on: a caller that
+// has found a task not held by the service reads the store only after the test has acted.
+type pausingStore struct {
+	*memory.Store
+	armed     atomic.Bool
+	afterRead bool // hold the Get up once it has read, rather than before
+	entered   chan struct{}
+	release   chan struct{}
+}
+
+func (s *pausingStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error) {
+	if !s.armed.CompareAndSwap(true, false) {
+		return s.Store.Get(ctx, id)
+	}
+	var (
+		rec paas.TaskRecord
+		err error
+	)
+	if s.afterRead {
+		rec, err = s.Store.Get(ctx, id)
+	}
+	s.entered <- struct{}{}
+	<-s.release
+	if s.afterRead {
+		return rec, err
+	}
+	return s.Store.Get(ctx, id)
+}
+
+// Wait and Cancel racing a Retry of the same task wait and cancel: a task that the service no
+// longer held when they looked, and that a Retry put back before they read the store, is
+// waited for or cancelled, never reported with an untyped error.
 func TestWaitAndCancelRacingARetryWaitAndCancel(t *testing.T) {
-	prove := handler.ProofHandlerFunc(func(context.Context, paas.Task) error {
-		return paas.Permanent(errors.New("bad input"))
-	})
-	svc, err := service.New(paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}}, memory.New(),
-		map[paas.RoutingKey]handler.ProofHandler{"job": prove})
-	require.NoError(t, err)
-	require.NoError(t, svc.Start(t.Context()))
-	defer func() { require.NoError(t, svc.Stop(t.Context())) }()
-	h, ctx := svc.Handle(), t.Context()
-	res, err := h.Execute(ctx, job{Name: "a"}, paas.BackendNative)
-	require.NoError(t, err)
-	id := res.ID
-	for range 200 {
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			err := h.Retry(ctx, id)
-			if !errors.Is(err, paas.ErrNotRetryable) {
-				assert.NoError(t, err)
+	store := &pausingStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	f := startOn(t, store)
+	for _, call := range []string{"Wait", "Cancel"} {
+		id := f.failed(call)
+		store.armed.Store(true)
+		done := make(chan error, 1)
+		var res paas.TaskResult
+		go func() {
+			var err error
+			if call == "Wait" {
+				res, err = f.h.Wait(f.ctx, id)
+			} else {
+				err = f.h.Cancel(f.ctx, id)
 			}
-		})
-		wg.Go(func() {
-			res, err := h.Wait(ctx, id)
-			assert.NoError(t, err)
-			assert.True(t, res.State.Final())
-		})
-		wg.Go(func() {
-			err := h.Cancel(ctx, id)
-			if !errors.Is(err, paas.ErrTaskFinished) {
-				assert.NoError(t, err)
-			}
-		})
-		wg.Wait()
-		_, err := h.Wait(ctx, id)
-		require.NoError(t, err)
+			done <- err
+		}()
+		<-store.entered // it found the task not held, and is about to read the store
+		require.NoError(t, f.h.Retry(f.ctx, id))
+		a := f.gate.next(t)
+		store.release <- struct{}{}
+		if call == "Wait" {
+			a.answer <- nil
+			require.NoError(t, <-done, "Wait must wait for a task a Retry put back")
+			assert.Equal(t, paas.Completed, res.State)
+		} else {
+			require.NoError(t, <-done, "Cancel must cancel a task a Retry put back")
+			assert.Equal(t, paas.Cancelled, f.wait(id).State)
+		}
 	}
 }
 
