@@ -1,8 +1,6 @@
 package bolt
 
 import (
-	"hash/fnv"
-
 	"go.etcd.io/bbolt"
 
 	"github.com/zkpaas/paas"
@@ -21,9 +19,11 @@ const trackedDigest = 1 << 63
 
 // proofKeyHash is the part of the digest of the proofs bucket that key contributes.
 func proofKeyHash(key []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(key)
-	return h.Sum64() &^ trackedDigest
+	h := uint64(14695981039346656037) // FNV-64a, without hash/fnv's allocation
+	for _, c := range key {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h &^ trackedDigest
 }
 
 // putProof stores the proof val of task id in the proofs bucket b, keeping its digest.

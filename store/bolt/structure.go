@@ -104,6 +104,8 @@ type structure struct {
 	problems []error
 	unlisted int
 
+	bufs [][]byte // buffers of pages checked, to reuse
+
 	// Collected for the store's checks, complete only if there are no problems.
 	suspects    [][]byte // keys of the tasks bucket whose value does not read as that task's record
 	indexIDs    map[paas.TaskID]struct{}
@@ -242,8 +244,8 @@ func (s *structure) read(id uint64, flags uint16, what string) (*page, bool) {
 		s.problem("%s: page %d outside the %d pages", what, id, s.hwm)
 		return nil, false
 	}
-	buf := make([]byte, s.pageSize)
-	if _, err := s.f.ReadAt(buf, int64(id*s.pageSize)); err != nil {
+	buf, err := s.readPage(id)
+	if err != nil {
 		s.problem("%s: page %d: %v", what, id, err)
 		return nil, false
 	}
@@ -278,11 +280,35 @@ func (s *structure) read(id uint64, flags uint16, what string) (*page, bool) {
 	return p, true
 }
 
+// readPage returns a copy of page id, without its overflow pages, in a buffer to give back
+// with release once done with it. (Reading ahead in chunks of pages made the check slower:
+// a bucket that updates rewrite has its pages all over the file.)
+func (s *structure) readPage(id uint64) ([]byte, error) {
+	var buf []byte
+	if n := len(s.bufs); n > 0 {
+		buf, s.bufs = s.bufs[n-1], s.bufs[:n-1]
+	} else {
+		buf = make([]byte, s.pageSize)
+	}
+	if _, err := s.f.ReadAt(buf, int64(id*s.pageSize)); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// release gives back the buffer of a page read by read.
+func (s *structure) release(p *page) {
+	if p.f != nil {
+		s.bufs = append(s.bufs, p.buf)
+	}
+}
+
 func (s *structure) freelist(id uint64) {
 	p, ok := s.read(id, freelistPage, "free list")
 	if !ok {
 		return
 	}
+	defer s.release(p)
 	start, count := uint64(pageHeaderSize), p.count
 	if count == 0xFFFF {
 		b, err := p.bytes(start, 8)

@@ -44,6 +44,7 @@ func (s *structure) walk(id uint64, lo, hi []byte, rule bucketRule, what string)
 		return
 	}
 	s.walkPage(p, lo, hi, rule, what)
+	s.release(p)
 }
 
 // element reads element i of p: its flags (of a leaf element), key and the size of its value
@@ -96,8 +97,9 @@ func (s *structure) walkPage(p *page, lo, hi []byte, rule bucketRule, what strin
 			s.problem("%s: page %d, element %d: key %x not below %x, the next key of its parent", what, p.id, i, key, hi)
 			return
 		}
-		prev = bytes.Clone(key)
+		prev = key // in p, which outlives the loop; but the bounds of children must be copies
 		if p.flags == branchPage {
+			prev = bytes.Clone(key)
 			if n := len(children); n > 0 {
 				children[n-1].hi = prev
 			}
@@ -127,7 +129,7 @@ func (s *structure) leafElement(p *page, i uint64, flags uint32, key, val []byte
 		switch rule {
 		case tasksBucket:
 			if !recordNames(key, val) {
-				s.suspects = append(s.suspects, key)
+				s.suspects = append(s.suspects, bytes.Clone(key))
 			}
 		case indexBucket:
 			if len(val) >= 2+len(paas.TaskID{}) { // else the store reports the entry damaged
