@@ -7,11 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,11 +142,11 @@ func buildDamageBase(t *testing.T, path string, n int, rng *rand.Rand) *damageBa
 		got, err := s.Get(ctx, rec.ID)
 		if errors.Is(err, paas.ErrTaskNotFound) {
 			b.gone = append(b.gone, rec.ID)
-			continue
+		} else {
+			require.NoError(t, err)
+			b.tasks[rec.ID] = got
 		}
-		require.NoError(t, err)
-		b.tasks[rec.ID] = got
-		p, err := s.Proof(ctx, rec.ID)
+		p, err := s.Proof(ctx, rec.ID) // Prune keeps the proofs of the tasks it deletes
 		if errors.Is(err, bolt.ErrProofNotFound) {
 			continue
 		}
@@ -331,7 +333,7 @@ func exerciseDamaged(ctx context.Context, path string, base *damageBase) (outcom
 			problem("Get of task %s, which is not stored: %v", id, err)
 		}
 	}
-	for id := range base.tasks {
+	for _, id := range append(slices.Collect(maps.Keys(base.tasks)), base.gone...) {
 		got, err := s.Proof(ctx, id)
 		want, stored := base.proofs[id]
 		switch {
