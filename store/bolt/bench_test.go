@@ -2,11 +2,13 @@ package bolt_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -64,5 +66,68 @@ func BenchmarkUnfinished(b *testing.B) {
 		recs, err := s.Unfinished(ctx)
 		require.NoError(b, err)
 		require.Len(b, recs, 1_000)
+	}
+}
+
+// openBenchFile writes a store of n tasks, nine in ten of them completed with a proof of a
+// few hundred bytes, the programs of 100 to 300 bytes: a node after a long run.
+func openBenchFile(b *testing.B, n int) string {
+	ctx := b.Context()
+	path := tempPath(b)
+	s, err := bolt.Open(path, &bolt.Options{NoSync: true})
+	require.NoError(b, err)
+	const batch = 1000
+	for i := 0; i < n; i += batch {
+		writes := make([]paas.Write, 0, 2*batch)
+		for j := i; j < min(i+batch, n); j++ {
+			rec := storetest.NewRecord(fmt.Sprintf("%0*d", 100+j%200, j))
+			writes = append(writes, paas.Write{Insert: true, Record: rec})
+			if j%10 != 0 {
+				rec.State = paas.Completed
+				writes = append(writes, paas.Write{Record: rec})
+			}
+		}
+		for _, r := range s.WriteBatch(ctx, writes) {
+			require.NoError(b, r.Err)
+		}
+		for _, w := range writes {
+			if w.Record.State == paas.Completed {
+				proof := handler.Proof{Backend: paas.BackendNative, Receipt: make([]byte, 300), PublicValues: []byte("55")}
+				require.NoError(b, s.StoreProof(ctx, w.Record.ID, proof))
+			}
+		}
+	}
+	require.NoError(b, s.Close())
+	return path
+}
+
+// BenchmarkOpen100k opens and closes a store of 100,000 tasks and 90,000 proofs: the cost of
+// a restart before Unfinished, with the check of the file's structure that Open makes.
+func BenchmarkOpen100k(b *testing.B) {
+	path := openBenchFile(b, 100_000)
+	for b.Loop() {
+		s, err := bolt.Open(path, &bolt.Options{NoSync: true})
+		require.NoError(b, err)
+		require.NoError(b, s.Close())
+	}
+	info, err := os.Stat(path)
+	require.NoError(b, err)
+	b.ReportMetric(float64(info.Size())/(1<<20), "MiB")
+}
+
+// BenchmarkCheckStructure100k is the check of the file's structure alone, of the file of
+// BenchmarkOpen100k: what it adds to Open.
+func BenchmarkCheckStructure100k(b *testing.B) {
+	path := openBenchFile(b, 100_000)
+	for b.Loop() {
+		require.NoError(b, bolt.CheckStructure(path))
+	}
+}
+
+// BenchmarkCheck100k is the offline Check of the file of BenchmarkOpen100k.
+func BenchmarkCheck100k(b *testing.B) {
+	path := openBenchFile(b, 100_000)
+	for b.Loop() {
+		require.NoError(b, bolt.Check(path))
 	}
 }

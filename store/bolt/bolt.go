@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -92,7 +91,7 @@ type Options struct {
 var (
 	bucketTasks  = []byte("tasks")  // id → record; its sequence is the last Seq given
 	bucketIndex  = []byte("index")  // Seq, 8 bytes big-endian → index entry, for every task; its sequence counts the entries pruned
-	bucketProofs = []byte("proofs") // id → proof
+	bucketProofs = []byte("proofs") // id → proof; its sequence is a digest of its keys (see trackedDigest)
 	// dependency id ‖ dependent id → nothing, for every unfinished task and each of its
 	// dependencies, so that Prune keeps the tasks that unfinished tasks depend on without
 	// reading the records of the unfinished tasks.
@@ -120,7 +119,9 @@ var (
 
 // Open opens the store in the file at path, creating the file if it does not exist (but not
 // its directory). It fails with an error wrapping ErrLocked if another process holds the file
-// for longer than opts.LockTimeout. A nil opts means the defaults.
+// for longer than opts.LockTimeout, and with a *DamagedFileError if the file is damaged: Open
+// checks its whole structure before bbolt reads it, which costs a read of the file. A nil
+// opts means the defaults.
 func Open(path string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -133,39 +134,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		o.FileMode = DefaultFileMode
 	}
 
-	db, err := bbolt.Open(path, o.FileMode, &bbolt.Options{Timeout: o.LockTimeout, NoSync: o.NoSync})
-	switch {
-	case err == nil:
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("bolt: open %s: its directory does not exist: %w", path, err)
-	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("bolt: open %s: no permission to create or write the file: %w", path, err)
-	default:
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
-	}
-
-	err = db.Update(func(tx *bbolt.Tx) error {
-		// A file written before the dependents bucket existed gets it filled from its records.
-		fill := tx.Bucket(bucketDependents) == nil && tx.Bucket(bucketTasks) != nil
-		for _, name := range [][]byte{bucketTasks, bucketIndex, bucketProofs, bucketDependents} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
-			}
-		}
-		if fill {
-			return fillDependents(tx)
-		}
-		return nil
-	})
+	db, keys, err := openFile(path, o)
 	if err != nil {
-		// Release the lock: the caller gets no Store to Close.
-		return nil, errors.Join(fmt.Errorf("bolt: open %s: %w", path, err), db.Close())
-	}
-	keys, err := loadKeys(db)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("bolt: open %s: %w", path, err), db.Close())
+		return nil, err
 	}
 	return &Store{db: db, path: path, keys: keys, pruneBatch: defaultPruneBatch}, nil
 }
@@ -280,7 +251,7 @@ func (s *Store) inserting(fn func(tx *bbolt.Tx, keys *txKeys) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keys := &txKeys{committed: s.keys}
-	if err := s.db.Update(func(tx *bbolt.Tx) error { return fn(tx, keys) }); err != nil {
+	if err := s.update(func(tx *bbolt.Tx) error { return fn(tx, keys) }); err != nil {
 		return err
 	}
 	for k, id := range keys.added {
@@ -329,7 +300,7 @@ func (s *Store) Update(ctx context.Context, rec paas.TaskRecord) error {
 	if err := s.ready(ctx); err != nil {
 		return fmt.Errorf("bolt: update task %s: %w", rec.ID, err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error { return updateTx(tx, rec) })
+	err := s.update(func(tx *bbolt.Tx) error { return updateTx(tx, rec) })
 	if err != nil {
 		return wrap(err, "bolt: update task %s", rec.ID)
 	}
@@ -371,7 +342,7 @@ func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Writ
 				return ab.err // the transaction is broken: roll back everything
 			}
 			if err != nil {
-				err = wrap(err, "bolt: %s task %s", op, w.Record.ID)
+				err = damaged(s.path, wrap(err, "bolt: %s task %s", op, w.Record.ID))
 			}
 			results[i] = paas.WriteResult{Record: rec, Err: err}
 		}
@@ -389,7 +360,7 @@ func (s *Store) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error
 		return paas.TaskRecord{}, fmt.Errorf("bolt: get task %s: %w", id, err)
 	}
 	var rec paas.TaskRecord
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
@@ -434,7 +405,7 @@ func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
 		return nil, fmt.Errorf("bolt: unfinished tasks: %w", err)
 	}
 	var recs []paas.TaskRecord
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
@@ -548,7 +519,7 @@ func (s *Store) pruneOnce(from, end uint64, before time.Time) (prunePass, error)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var p prunePass
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		var err error
 		p, err = pruneTx(tx, from, end, before, s.pruneBatch)
 		if err == nil && len(p.deleted) == 0 {
@@ -654,12 +625,12 @@ func (s *Store) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Pr
 	if len(val) > bbolt.MaxValueSize {
 		return fmt.Errorf("bolt: store proof of task %s: %d bytes exceed the limit of %d", id, len(val), bbolt.MaxValueSize)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
 		}
-		return b.proofs.Put(id[:], val)
+		return putProof(b.proofs, id, val)
 	})
 	if err != nil {
 		return wrap(err, "bolt: store proof of task %s", id)
@@ -674,12 +645,12 @@ func (s *Store) DeleteProof(ctx context.Context, id paas.TaskID) error {
 	if err := s.ready(ctx); err != nil {
 		return fmt.Errorf("bolt: delete proof of task %s: %w", id, err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
 		}
-		return b.proofs.Delete(id[:])
+		return deleteProof(b.proofs, id)
 	})
 	if err != nil {
 		return wrap(err, "bolt: delete proof of task %s", id)
@@ -695,7 +666,7 @@ func (s *Store) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error
 		return handler.Proof{}, fmt.Errorf("bolt: get proof of task %s: %w", id, err)
 	}
 	var p handler.Proof
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err

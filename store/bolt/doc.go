@@ -19,6 +19,41 @@
 // silently lost. Open fails the same way if an entry of the index that holds every task's key
 // is damaged or missing, rather than forget a key and let its program become a second task.
 //
+// # Damaged files
+//
+// bbolt trusts its file: over a truncated file, a zeroed page or a flipped byte in a page
+// header it reads past the end of its memory map, which kills the process with SIGBUS or
+// SIGSEGV, or panics, and a flipped byte in a key makes a lookup miss a stored value. So Open
+// checks the structure of the whole file with plain reads before bbolt maps it: both meta
+// pages, the file's length, every page in use reachable once and not free, page types,
+// element bounds and key order, the store's buckets, a digest of the proofs' keys, and that
+// no record sits under a key that neither its index entry nor the record itself names. The
+// check reads every page but the overflow pages of large values: on a file of 100,000 tasks
+// and 90,000 proofs, some 130 MiB, it takes about 80ms (BenchmarkCheckStructure100k). Reads
+// run under debug.SetPanicOnFault, so that damage done to the file while it is open also
+// gives an error. Damage is reported as a *DamagedFileError naming the file (and the task,
+// when known); a value that fails its checksum is also a *CorruptRecordError, as before.
+//
+// One meta page invalid is reported as damage too, though bbolt would use the other: a crash
+// of the machine in the middle of a commit can leave it so, but so can damage, and then the
+// last commit would be lost without a word. An empty file is a new store to Open (bbolt
+// writes nothing before its first pages), so a file truncated to nothing reads as empty.
+//
+// What an operator does with a damaged file:
+//
+//  1. Stop the node: a Store holds the file's lock, and nothing else can check it meanwhile.
+//  2. Run the checker, which lists what is damaged and never writes the file:
+//     go run github.com/zkpaas/paas/store/bolt/cmd/boltcheck /var/lib/prover/tasks.db
+//     (bolt.Check from Go). It exits 0 if the file is sound, 1 if it is damaged.
+//  3. Restore the file from a backup (a copy taken while the node was stopped), and check the
+//     copy before starting the node on it. Tasks submitted since the backup are lost; their
+//     submitters must submit them again.
+//  4. Without a backup, keep the damaged file for investigation, and start the node on a new
+//     file. This package has no repair tool: bbolt's own "bbolt compact" copies what bbolt can
+//     read, but it reads through the same memory map and can crash, or silently leave out
+//     what a damaged page hid; a compacted copy that boltcheck finds sound holds no more than
+//     what survived, and tasks the damage hid from it are lost.
+//
 // The file is locked while a Store has it open: a second Open, by another process or by the
 // same one, fails after Options.LockTimeout with an error wrapping ErrLocked, so that two nodes
 // started on one file fail fast instead of corrupting it or hanging.

@@ -76,3 +76,34 @@ func ExampleOpen() {
 	// unfinished after reopen: 1 true pending
 	// proof public values: 55
 }
+
+func ExampleCheck() {
+	dir, err := os.MkdirTemp("", "bolt-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "tasks.db")
+	store, err := bolt.Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	if err := store.Close(); err != nil {
+		panic(err)
+	}
+	fmt.Println("sound:", bolt.Check(path) == nil)
+
+	// Cut the file short, as a full disk or a careless copy might.
+	if err := os.Truncate(path, 3*4096); err != nil {
+		panic(err)
+	}
+	err = bolt.Check(path)
+	var damaged *bolt.DamagedFileError
+	fmt.Println("damaged:", errors.As(err, &damaged), damaged.Path == path)
+	_, err = bolt.Open(path, nil)
+	fmt.Println("Open refuses it:", errors.As(err, &damaged))
+	// Output:
+	// sound: true
+	// damaged: true true
+	// Open refuses it: true
+}

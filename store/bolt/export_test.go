@@ -29,3 +29,12 @@ func DecodeIndexEntry(k, v []byte) (IndexEntry, error) {
 // SetPruneBatch sets how many finished records one transaction of s.Prune examines, so that
 // tests can make a prune of a few tasks take several transactions.
 func SetPruneBatch(s *Store, n int) { s.pruneBatch = n }
+
+// CheckStructure runs the structure check of Open on the file at path, alone.
+func CheckStructure(path string) error {
+	s, err := checkStructure(path)
+	if err != nil {
+		return err
+	}
+	return s.err(path)
+}
