@@ -89,15 +89,19 @@ func (e *DependencyError) Error() string {
 
 // AbandonedError is returned by ProverService.Stop when its ctx ended and some handlers did
 // not return even after their contexts were cancelled (an in-process prover that cannot be
-// interrupted, say). Stop returns without them; ProverService.Stopped is closed once they have
-// returned. Their tasks stay InProgress in the store until then, and a task still so at the
-// next Start is recovered as interrupted. errors.Is(err, ctx.Err()) holds.
+// interrupted, say), or the store's writes did not end. Stop returns without them;
+// ProverService.Stopped is closed once they have ended. Their tasks stay InProgress in the
+// store until then, and a task still so at the next Start is recovered as interrupted.
+// errors.Is(err, ctx.Err()) holds.
 type AbandonedError struct {
-	Handlers int   // how many handlers were still running when Stop returned
+	Handlers int   // how many handlers were still running when Stop returned; 0: a write was
 	Err      error // the ctx error that ended Stop's wait
 }
 
 func (e *AbandonedError) Error() string {
+	if e.Handlers == 0 {
+		return fmt.Sprintf("paas: stop: the store's writes still in flight: %v", e.Err)
+	}
 	return fmt.Sprintf("paas: stop: %d handlers abandoned, still running after cancellation: %v", e.Handlers, e.Err)
 }
 

@@ -25,7 +25,8 @@ type TaskRecord struct {
 	Weight     int64
 	Priority   int      // higher runs first within a backend
 	DependsOn  []TaskID // tasks that must complete before this one runs
-	// Timeout bounds each attempt; zero means the backend's default (Config.Timeouts).
+	// Timeout bounds each attempt; zero means the backend's default (Config.Timeouts), unless
+	// NoTimeout is set.
 	Timeout time.Duration
 	// NoTimeout says that the task's attempts have no timeout, whatever its backend's default
 	// (the task was submitted with Timeout(0)). Timeout is then zero.

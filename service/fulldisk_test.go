@@ -120,25 +120,44 @@ func TestFullDiskFailsSubmitsAtOnceAndRecoversWithNothingLost(t *testing.T) {
 		acked = append(acked, got)
 	}
 	require.ErrorIs(t, failure, syscall.ENOSPC, "Submit must fail with the disk's error, not hang")
-	for range 3 {
+	// Small tasks may still fit in what is left of the file's free pages: use them up too.
+	for i := 0; ; i++ {
+		require.Less(t, i, 10_000, "the free pages never ran out")
 		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
-		_, err := f.h.Submit(ctx, job{Name: padding + "more"}, paas.BackendNative)
+		got, err := f.h.Submit(ctx, job{Name: fmt.Sprint("small ", i)}, paas.BackendNative)
 		cancel()
-		require.ErrorIs(t, err, syscall.ENOSPC, "every Submit fails at once while the disk is full")
+		if err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC, "every Submit fails at once while the disk is full")
+			break
+		}
+		acked = append(acked, got)
 	}
-	a.answer <- nil // an outcome to store on a full disk
-	_, err := f.h.Summary(f.ctx)
-	require.NoError(t, err, "Summary answers")
-	_, err = f.h.Status(f.ctx, id)
+	// An outcome to store on the full disk, too large for what is left: a transient failure
+	// with a long error, which the update of the task must record.
+	a.answer <- errors.New(strings.Repeat("e", 16<<10))
+	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1)) // the update failed, and waits to be written again
+	require.NotEmpty(t, f.logs.FilterMessage("task updates failed; writing them again").All())
+	st, err := f.h.Status(f.ctx, id)
 	require.NoError(t, err, "Status answers")
+	assert.Equal(t, paas.InProgress, st.State, "what is stored, until the outcome is")
+	_, err = f.h.Summary(f.ctx)
+	require.NoError(t, err, "Summary answers")
 
 	free()
-	f.clock.Advance(time.Minute) // the failed update, if it failed, is due again
-	require.Equal(t, paas.Completed, f.wait(id).State)
-	for _, id := range acked[1:] {
-		f.gate.next(t).answer <- nil
-		require.Equal(t, paas.Completed, f.wait(id).State)
+	// The failed updates are due again, and the retry that one of them records.
+	f.clock.Advance(time.Minute)
+	remaining := make(map[paas.TaskID]bool)
+	for _, id := range acked {
+		remaining[id] = true
 	}
+	for len(remaining) > 0 {
+		a := f.gate.next(t)
+		require.True(t, remaining[a.task.ID], "only acknowledged tasks run, each until it completes")
+		a.answer <- nil
+		require.Equal(t, paas.Completed, f.wait(a.task.ID).State)
+		delete(remaining, a.task.ID)
+	}
+	assert.Equal(t, 2, f.status(id).Attempts, "the outcome of its first attempt was stored once space returned")
 	after := f.submit("after")
 	f.gate.next(t).answer <- nil
 	f.wait(after)

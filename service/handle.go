@@ -162,40 +162,43 @@ func (h ProverHandle) Execute(ctx context.Context, program paas.ProgramType, bac
 // have not completed. It returns once the change is stored, so the task runs again even if the
 // process crashes right after. It returns an error wrapping paas.ErrNotRetryable for a task in
 // another state, and one wrapping paas.ErrTaskNotFound for an unknown id. Of two Retries of one
-// task at once, one puts it back and the other finds it unfinished (paas.ErrNotRetryable): the
-// change is applied only to the record it was decided on, so a Retry never overwrites what
-// happened to the task meanwhile.
+// task at once, one puts it back and the other returns an error wrapping paas.ErrNotRetryable:
+// the change is applied only to the record it was decided on, so a Retry never overwrites what
+// happened to the task meanwhile, and never runs it a second time. A store that fails the
+// change makes Retry return its error, and the task stays as it was.
 func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
 	if err := h.s.live(); err != nil {
 		return err
 	}
-	for {
-		rec, err := h.s.store.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if rec.State != paas.Failed && rec.State != paas.Cancelled {
-			return fmt.Errorf("%w: task %s is %s", paas.ErrNotRetryable, id, rec.State)
-		}
-		if err := h.s.runnable(rec); err != nil {
-			return fmt.Errorf("paas: retry task %s: %w", id, err)
-		}
-		// A dependency that failed is retried too, or this task fails again at once.
-		_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {
-			ack := make(chan error, 1)
-			if err := h.send(ctx, func(st *state) { st.revive(rec, unfinished, ack) }); err != nil {
-				return struct{}{}, err
-			}
-			err, rerr := receive(ctx, h.s, ack)
-			if rerr != nil {
-				return struct{}{}, rerr
-			}
-			return struct{}{}, err
-		})
-		if !errors.Is(err, errReread) {
-			return err
-		}
+	rec, err := h.s.store.Get(ctx, id)
+	if err != nil {
+		return err
 	}
+	if rec.State != paas.Failed && rec.State != paas.Cancelled {
+		return fmt.Errorf("%w: task %s is %s", paas.ErrNotRetryable, id, rec.State)
+	}
+	if err := h.s.runnable(rec); err != nil {
+		return fmt.Errorf("paas: retry task %s: %w", id, err)
+	}
+	// A dependency that failed is retried too, or this task fails again at once.
+	_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {
+		ack := make(chan error, 1)
+		if err := h.send(ctx, func(st *state) { st.revive(rec, unfinished, ack) }); err != nil {
+			return struct{}{}, err
+		}
+		err, rerr := receive(ctx, h.s, ack)
+		if rerr != nil {
+			return struct{}{}, rerr
+		}
+		return struct{}{}, err
+	})
+	if errors.Is(err, errReread) {
+		return fmt.Errorf("%w: task %s was put back by another Retry since it was read: %w", paas.ErrNotRetryable, id, paas.ErrConflict)
+	}
+	if err != nil && !errors.Is(err, paas.ErrStopped) && ctx.Err() == nil {
+		return fmt.Errorf("paas: retry task %s: %w", id, err)
+	}
+	return err
 }
 
 // Prune deletes the tasks that reached a final state more than olderThan ago, so that the
@@ -220,18 +223,22 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 	if err := h.s.live(); err != nil {
 		return paas.TaskResult{}, err
 	}
-	res := make(chan outcome, 1)
-	rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.wait(id, res) })
-	if err != nil || !rec.ID.IsZero() {
-		return rec.Result(), err
+	for {
+		res := make(chan outcome, 1)
+		rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.wait(id, res) })
+		if err != nil || !rec.ID.IsZero() {
+			return rec.Result(), err
+		}
+		r, err := receive(ctx, h.s, res)
+		if err != nil {
+			// Forget the waiter so that callers who give up do not pile up on a long task.
+			_ = h.send(context.Background(), func(st *state) { st.unwait(id, res) })
+			return paas.TaskResult{}, err
+		}
+		if !errors.Is(r.err, errReread) {
+			return r.res, r.err
+		}
 	}
-	r, err := receive(ctx, h.s, res)
-	if err != nil {
-		// Forget the waiter so that callers who give up do not pile up on a long task.
-		_ = h.send(context.Background(), func(st *state) { st.unwait(id, res) })
-		return paas.TaskResult{}, err
-	}
-	return r.res, r.err
 }
 
 // cachedOrStored runs step, on the loop, on a task that the service holds, and returns the
@@ -315,20 +322,26 @@ func (h ProverHandle) Cancel(ctx context.Context, id paas.TaskID) error {
 	if err := h.s.live(); err != nil {
 		return err
 	}
-	ack := make(chan error, 1)
-	rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.cancel(id, ack) })
-	switch {
-	case err != nil:
-		return err
-	case !rec.ID.IsZero():
-		return fmt.Errorf("paas: cancel task %s (%s): %w", id, rec.State, paas.ErrTaskFinished)
+	for {
+		ack := make(chan error, 1)
+		rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.cancel(id, ack) })
+		switch {
+		case err != nil:
+			return err
+		case !rec.ID.IsZero():
+			return fmt.Errorf("paas: cancel task %s (%s): %w", id, rec.State, paas.ErrTaskFinished)
+		}
+		err, rerr := receive(ctx, h.s, ack)
+		switch {
+		case rerr != nil:
+			return rerr
+		case errors.Is(err, errReread):
+			continue
+		case err != nil:
+			return fmt.Errorf("paas: cancel task %s: %w", id, err)
+		}
+		return nil
 	}
-	if err, rerr := receive(ctx, h.s, ack); rerr != nil {
-		return rerr
-	} else if err != nil {
-		return fmt.Errorf("paas: cancel task %s: %w", id, err)
-	}
-	return nil
 }
 
 // live returns why the handle must not be used now: the service is not started, or stopping.

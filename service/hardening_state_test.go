@@ -83,8 +83,14 @@ func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 
 	second := make(chan error, 1)
 	c.revive(stale, nil, second)
+	// A Wait and a Cancel find the task held while the stale write is in flight.
+	waiter, cancelAck := make(chan outcome, 1), make(chan error, 1)
+	require.True(t, c.wait(id, waiter))
+	require.True(t, c.cancel(id, cancelAck))
 	c.commitTo(store)
-	assert.ErrorIs(t, <-second, errReread, "a Retry decided on a stale record must read the task again")
+	assert.ErrorIs(t, <-second, errReread, "a Retry decided on a stale record comes second")
+	assert.ErrorIs(t, (<-waiter).err, errReread, "a waiter on the task that was not put back reads it again")
+	assert.ErrorIs(t, <-cancelAck, errReread, "and so does a Cancel")
 	got, err := store.Get(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, paas.Completed, got.State, "the completed task must not be overwritten")

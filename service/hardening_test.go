@@ -28,24 +28,42 @@ func (f *fixture) failed(name string) paas.TaskID {
 }
 
 func TestRetryReturnsOnlyOnceItsChangeIsStored(t *testing.T) {
-	f, fs, inner := faulty(t)
+	store := newPausingStore()
+	f := startOn(t, store)
 	id := f.failed("a")
-	fs.FailUpdates(1, errors.New("io timeout")) // the Retry's write fails once, then is written again
+	store.armedWrite.Store(true)
 	retried := make(chan error, 1)
 	go func() { retried <- f.h.Retry(f.ctx, id) }()
-	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1)) // the failed write waits to be written again
+	<-store.entered // the Retry's write is with the store, not yet committed
 	select {
 	case err := <-retried:
 		t.Fatalf("Retry returned %v before its change was stored", err)
 	default:
 	}
-	f.clock.Advance(time.Second)
+	store.release <- struct{}{}
 	require.NoError(t, <-retried)
-	rec, err := inner.Get(f.ctx, id)
+	rec, err := store.Store.Get(f.ctx, id)
 	require.NoError(t, err)
 	assert.NotEqual(t, paas.Failed, rec.State, "once Retry returns, the store has the task back at work")
 	assert.Empty(t, rec.LastError)
-	assert.NotEqual(t, paas.Failed, f.status(id).State)
+	f.gate.next(t).answer <- nil
+	assert.Equal(t, paas.Completed, f.wait(id).State)
+}
+
+// A Retry is a decision not yet taken: a store that fails it makes Retry return its error at
+// once, and the task stays as it was.
+func TestRetryOnAFailingStoreReturnsItsError(t *testing.T) {
+	f, fs, inner := faulty(t)
+	id := f.failed("a")
+	boom := errors.New("no space left on device")
+	fs.FailBatches(1, boom)
+	require.ErrorIs(t, f.h.Retry(f.ctx, id), boom)
+	rec, err := inner.Get(f.ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, paas.Failed, rec.State)
+	assert.Equal(t, paas.Failed, f.wait(id).State)
+	assert.Equal(t, paas.StatusSummary{Failed: 1}, f.summary())
+	require.NoError(t, f.h.Retry(f.ctx, id), "once the store recovers")
 	f.gate.next(t).answer <- nil
 	assert.Equal(t, paas.Completed, f.wait(id).State)
 }
@@ -54,7 +72,7 @@ func TestRetryReturnsOnlyOnceItsChangeIsStored(t *testing.T) {
 // back, and before the task then completed, must not bring it back to work: its write is
 // fenced by the version it read.
 func TestARetryDecidedOnAStaleRecordNeverOverwritesACompletedTask(t *testing.T) {
-	store := &pausingStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	store := newPausingStore()
 	f := startOn(t, store)
 	id := f.failed("a")
 	store.afterRead = true
@@ -302,7 +320,7 @@ func TestTwoCancelsOfAWaitingTaskOneSucceedsOneFindsItFinished(t *testing.T) {
 	busy := f.gate.next(t)
 	defer func() { busy.answer <- nil }()
 	for i := range 20 {
-		id, err := f.h.Submit(f.ctx, job{Name: "waiting", W: 1 + int64(i%1)}, paas.BackendNative, paas.Priority(i))
+		id, err := f.h.Submit(f.ctx, job{Name: "waiting"}, paas.BackendNative, paas.Priority(i))
 		require.NoError(t, err)
 		errs := make(chan error, 2)
 		for range 2 {
@@ -322,10 +340,23 @@ func TestTwoCancelsOfAWaitingTaskOneSucceedsOneFindsItFinished(t *testing.T) {
 // has found a task not held by the service reads the store only after the test has acted.
 type pausingStore struct {
 	*memory.Store
-	armed     atomic.Bool
-	afterRead bool // hold the Get up once it has read, rather than before
-	entered   chan struct{}
-	release   chan struct{}
+	armed      atomic.Bool
+	afterRead  bool        // hold the Get up once it has read, rather than before
+	armedWrite atomic.Bool // hold the next WriteBatch up before it writes
+	entered    chan struct{}
+	release    chan struct{}
+}
+
+func newPausingStore() *pausingStore {
+	return &pausingStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (s *pausingStore) WriteBatch(ctx context.Context, writes []paas.Write) []paas.WriteResult {
+	if s.armedWrite.CompareAndSwap(true, false) {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.Store.WriteBatch(ctx, writes)
 }
 
 func (s *pausingStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error) {
@@ -351,7 +382,7 @@ func (s *pausingStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord
 // longer held when they looked, and that a Retry put back before they read the store, is
 // waited for or cancelled, never reported with an untyped error.
 func TestWaitAndCancelRacingARetryWaitAndCancel(t *testing.T) {
-	store := &pausingStore{Store: memory.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	store := newPausingStore()
 	f := startOn(t, store)
 	for _, call := range []string{"Wait", "Cancel"} {
 		id := f.failed(call)

@@ -74,6 +74,10 @@ func (s *ProverService) run(st *state) {
 			st.stop()
 			stopping = nil
 		case <-aborting:
+			// Stop closes both at once, and the loop may take this one first: stop intake
+			// and dispatch here too, so that nothing starts after the interruption.
+			st.stop()
+			stopping = nil
 			st.interrupt()
 			aborting = nil
 		}

@@ -192,15 +192,17 @@ func isClosed(c <-chan struct{}) bool {
 
 // Stop stops the service: it stops intake at once (handle calls return paas.ErrStopped from
 // then on), lets running handlers finish until ctx ends, then cancels their contexts. Tasks
-// interrupted that way go back to Pending without using an attempt. Stop returns once every
-// goroutine of the service has returned: nil if the handlers finished on their own, ctx.Err()
-// if they had to be cancelled.
+// interrupted that way go back to Pending without using an attempt. Stop returns nil once
+// every goroutine of the service has returned, if the handlers finished on their own before
+// ctx ended; and ctx.Err() if they had to be cancelled and then returned, with the writes of
+// their outcomes, within StopGrace.
 //
-// A handler that does not return once its context is cancelled (an in-process prover that
-// cannot be interrupted) does not hold Stop up for long: StopGrace after ctx ends, Stop
-// returns a *paas.AbandonedError that counts such handlers. Stopped is closed once they have
-// returned too; until then their tasks stay InProgress in the store, and a task still so at
-// the next Start counts as interrupted (see paas.RetryConfig.MaxInterruptions).
+// Otherwise Stop does not wait longer: StopGrace after ctx ends it returns a
+// *paas.AbandonedError, which counts the handlers that did not return once their context was
+// cancelled (an in-process prover that cannot be interrupted), or says that the store's
+// writes are still in flight. Stopped is closed once they have returned too; until then their
+// tasks stay InProgress in the store, and a task still so at the next Start counts as
+// interrupted (see paas.RetryConfig.MaxInterruptions).
 //
 // Stop is idempotent and safe to call concurrently. A Stop before Start prevents the start,
 // and closes Stopped.
@@ -234,8 +236,14 @@ func (s *ProverService) Stop(ctx context.Context) error {
 		return &paas.AbandonedError{Handlers: int(n), Err: ctx.Err()}
 	}
 	// Every handler has returned; what is left is the writes of their outcomes.
-	<-s.done
-	return ctx.Err()
+	grace.Reset(StopGrace)
+	select {
+	case <-s.done:
+		return ctx.Err()
+	case <-grace.C:
+		s.log.Warn("stop: the store's writes still in flight")
+		return &paas.AbandonedError{Err: ctx.Err()}
+	}
 }
 
 // StopGrace is how long Stop waits, once its ctx has ended and the handlers' contexts are

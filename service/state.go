@@ -120,7 +120,8 @@ type submitReply struct {
 // dependencies were not read yet, it says that the task is new to the service.
 var errResolve = errors.New("dependencies ended meanwhile")
 
-// errReread asks a Retry to read the task again: it changed in the store since it was read.
+// errReread tells a Retry that the task changed in the store since it was read, and a Wait or
+// Cancel that the task they found held is not: they read it again.
 var errReread = errors.New("task changed since it was read")
 
 func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
@@ -267,7 +268,9 @@ func (s *state) commit(w written) {
 	}
 	t := s.tasks[w.Record.ID]
 	if w.err != nil {
-		if s.rewrites.retryable(w.err) && !s.aborted {
+		// A Retry is a decision not yet taken, refused like an insert; other updates record
+		// what has happened, and are written again.
+		if s.rewrites.retryable(w.err) && !s.aborted && t.retryAck == nil {
 			s.rewrite(w.Write)
 			return
 		}
@@ -302,8 +305,10 @@ func (s *state) commit(w written) {
 // the previous state, which the next start resumes from; until then the task is left alone.
 func (s *state) dropUnstored(t *task, w written) {
 	if t.retryAck != nil {
-		// A Retry decided on a record read from the store: if the task changed since, the
-		// caller reads it again and decides anew; the service holds nothing of it.
+		// A Retry decided on a record read from the store, which did not take: the store
+		// keeps the task as it is, and the service holds nothing of it. If it changed since
+		// it was read (another Retry), the Retry comes second. Those who found it held
+		// meanwhile read it again.
 		err := w.err
 		if errors.Is(err, paas.ErrConflict) {
 			err = errReread
@@ -312,6 +317,12 @@ func (s *state) dropUnstored(t *task, w written) {
 		}
 		t.retryAck <- err
 		t.retryAck = nil
+		for _, w := range t.waiters {
+			w <- outcome{err: errReread}
+		}
+		for _, a := range t.cancelAcks {
+			a <- errReread
+		}
 		if !t.counted {
 			s.counts[slot(t.rec.State)]--
 		}
@@ -758,6 +769,6 @@ func taskFields(rec paas.TaskRecord) []zap.Field {
 		zap.Stringer("task_id", rec.ID),
 		zap.String("backend", string(rec.Backend)),
 		zap.String("routing_key", string(rec.RoutingKey)),
-		zap.Int("attempt", rec.Attempts),
+		zap.Int("attempt", rec.Runs),
 	}
 }
