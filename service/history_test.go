@@ -34,7 +34,7 @@ import (
 // visualisation to the test's artifact directory (go test -artifacts keeps it).
 
 var (
-	historyOps     = flag.Int("history.ops", 400, "steps of the clients of each TestHistory run; raise it for a soak")
+	historyOps     = flag.Int("history.ops", 400, "steps of the clients of each TestHistory run; a soak is better many runs (-count) than a long one, which the checker may take long over")
 	historyClients = flag.Int("history.clients", 6, "concurrent clients of each TestHistory run")
 	historySeed    = flag.Uint64("history.seed", 0, "seed of the clients' choices in TestHistory; 0 picks one")
 	historySkip    = flag.String("history.skip", "", "comma-separated calls TestHistory leaves out, to single out a failure: "+
@@ -42,7 +42,7 @@ var (
 )
 
 const (
-	historyTasks   = 4 // programs; the whole history, with Summary, is checked over all of them
+	historyTasks   = 6 // programs; the whole history, with Summary, is checked over all of them
 	historyEpochs  = 2 // the first service, then the one started after it on the same store
 	historyWorkers = 2
 )
@@ -82,7 +82,7 @@ func TestHistory(t *testing.T) {
 // storeFor gives it, and checks the history.
 func runHistory(t *testing.T, seed uint64, storeFor func(epoch int) paas.TaskStore) {
 	rec := &recorder{}
-	sc := &script{rec: rec, running: map[int]*scriptedAttempt{}}
+	sc := &script{rec: rec, running: map[int]*scriptedAttempt{}, returns: map[int]*returnSignal{}, starts: map[int]*returnSignal{}}
 	clients := max(*historyClients, 1)
 	lanes := historyLanes{clients: clients}
 	budget := int64(max(*historyOps/historyEpochs, 4))
@@ -93,13 +93,13 @@ func runHistory(t *testing.T, seed uint64, storeFor func(epoch int) paas.TaskSto
 			Workers: map[paas.Backend]int64{paas.BackendNative: historyWorkers},
 			// One retry, never due on a clock that does not move: a transient failure leaves
 			// the task Retrying until it is cancelled.
-			Retry:  &paas.RetryConfig{MaxRetries: 1, BaseDelay: time.Hour},
-			Clock:  clock.NewFake(t0),
-		}, storeFor(n), map[paas.RoutingKey]handler.ProofHandler{"hist": &scriptedHandler{s: sc, epoch: n, lanes: lanes}})
+			Retry: &paas.RetryConfig{MaxRetries: 1, BaseDelay: time.Hour},
+			Clock: clock.NewFake(t0),
+		}, pausingStore{storeFor(n).(paas.BatchStore)}, map[paas.RoutingKey]handler.ProofHandler{"hist": &scriptedHandler{s: sc, epoch: n, lanes: lanes}})
 		require.NoError(t, err)
 		// The last steps of each service's budget find it stopped.
 		return &histEpoch{n: n, svc: svc, h: svc.Handle(), budget: budget, stopAt: budget * 3 / 4,
-			stopNow: make(chan struct{}), full: make(chan struct{}), next: make(chan struct{}), idle: make(chan struct{})}
+			ready: make(chan struct{}), started: make(chan struct{}), stopNow: make(chan struct{}), full: make(chan struct{}), next: make(chan struct{}), idle: make(chan struct{})}
 	}
 
 	ids := &taskIDs{ghost: paas.NewTaskID()}
@@ -111,24 +111,26 @@ func runHistory(t *testing.T, seed uint64, storeFor func(epoch int) paas.TaskSto
 	ep := newEpoch(0)
 	cur.Store(ep)
 	for c := range clients {
-		cl := &histClient{id: c, rng: rand.New(rand.NewPCG(seed, uint64(c))), rec: rec, sc: sc, ids: ids, lanes: lanes, wg: &wg, skip: skip}
+		cl := &histClient{id: c, rng: rand.New(rand.NewPCG(seed, uint64(c))), rec: rec, sc: sc, ids: ids, lanes: lanes, wg: &wg, skip: skip, clients: clients}
 		wg.Go(func() { cl.run(&cur) })
 	}
 	for n := 0; ; n++ {
 		// Clients call the service before it starts, while it runs, while it stops and once
 		// it has stopped.
+		<-ep.ready
 		call := rec.now()
 		err := ep.svc.Start(context.Background())
 		rec.add(porcupine.Operation{ClientId: lanes.lifecycle(), Input: hIn{Kind: opStart, Task: globalTask, Epoch: n},
 			Call: call, Output: errOut(err), Return: rec.now()})
 		require.NoError(t, err)
+		close(ep.started)
 
 		<-ep.stopNow
 		// Stop with a context that has ended: running handlers are interrupted at once.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		call = rec.now()
-		_ = ep.svc.Stop(ctx)
+		stopWatched(t, ep.svc, ctx, sc)
 		ret := rec.now()
 		rec.add(porcupine.Operation{ClientId: lanes.lifecycle(), Input: hIn{Kind: opStop, Task: globalTask, Epoch: n},
 			Call: call, Output: hOut{}, Return: ret})
@@ -156,6 +158,9 @@ type histEpoch struct {
 	n       int
 	svc     *service.ProverService
 	h       service.ProverHandle
+	early   atomic.Int64  // clients that have made their step before Start
+	ready   chan struct{} // closed once every client has
+	started chan struct{} // closed once Start has returned
 	tickets atomic.Int64
 	budget  int64
 	stopAt  int64
@@ -212,13 +217,15 @@ func (ep *histEpoch) retire() {
 }
 
 // historyLanes numbers porcupine's clients: the client goroutines, a lane per client for its
-// Wait (which runs beside it, so that clients do not all end up blocked), one per task for its
-// handler, and one for Start and Stop.
+// Wait or slow Retry (which run beside it, so that clients do not all end up blocked), one for
+// what a slow Retry makes happen meanwhile, one per task for its handler, and one for Start
+// and Stop.
 type historyLanes struct{ clients int }
 
 func (l historyLanes) waiter(c int) int  { return l.clients + c }
-func (l historyLanes) handler(i int) int { return 2*l.clients + i }
-func (l historyLanes) lifecycle() int    { return 2*l.clients + maxHistTasks }
+func (l historyLanes) helper(c int) int  { return 2*l.clients + c }
+func (l historyLanes) handler(i int) int { return 3*l.clients + i }
+func (l historyLanes) lifecycle() int    { return 3*l.clients + maxHistTasks }
 
 // recorder keeps the history. Its clock is logical: a counter taken before a call and after
 // it orders the calls as they happened.
@@ -254,6 +261,8 @@ type script struct {
 	rec     *recorder
 	mu      sync.Mutex
 	running map[int]*scriptedAttempt // by task
+	returns map[int]*returnSignal    // by task
+	starts  map[int]*returnSignal    // by task
 }
 
 type scriptedAttempt struct {
@@ -268,6 +277,78 @@ func (s *script) release(i int, out outcome) {
 	s.mu.Unlock()
 	if a != nil {
 		a.end <- out
+	}
+}
+
+// returnSignal is closed at the next return of a task's handler, which returned out.
+type returnSignal struct {
+	done chan struct{}
+	out  outcome
+}
+
+// nextReturn is closed when the handler of task i next returns.
+func (s *script) nextReturn(i int) *returnSignal { return s.signal(s.returns, i) }
+
+// nextStart is closed when the handler of task i next starts, and can be released.
+func (s *script) nextStart(i int) *returnSignal { return s.signal(s.starts, i) }
+
+func (s *script) signal(m map[int]*returnSignal, i int) *returnSignal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m[i] == nil {
+		m[i] = &returnSignal{done: make(chan struct{})}
+	}
+	return m[i]
+}
+
+// fire closes the signal of task i in m; s.mu is held.
+func fire(m map[int]*returnSignal, i int, out outcome) {
+	if r := m[i]; r != nil {
+		r.out = out
+		close(r.done)
+		delete(m, i)
+	}
+}
+
+func (s *script) returned(i int, out outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fire(s.returns, i, out)
+}
+
+// pausingStore runs the function a call's context carries under pauseKey after each Get.
+type pausingStore struct{ paas.BatchStore }
+
+type pauseKey struct{}
+
+func (s pausingStore) Get(ctx context.Context, id paas.TaskID) (paas.TaskRecord, error) {
+	rec, err := s.BatchStore.Get(ctx, id)
+	if pause, ok := ctx.Value(pauseKey{}).(func()); ok {
+		pause()
+	}
+	return rec, err
+}
+
+// releaseAny ends an attempt that runs, if any, with out.
+func (s *script) releaseAny(rng *rand.Rand, out outcome) {
+	s.mu.Lock()
+	tasks := slices.Sorted(mapKeys(s.running))
+	s.mu.Unlock()
+	if len(tasks) > 0 {
+		s.release(tasks[rng.IntN(len(tasks))], out)
+	}
+}
+
+// releaseAll ends every attempt that runs with out.
+func (s *script) releaseAll(out outcome) {
+	s.mu.Lock()
+	var tasks []int
+	for i := range s.running {
+		tasks = append(tasks, i)
+	}
+	s.mu.Unlock()
+	for _, i := range tasks {
+		s.release(i, out)
 	}
 }
 
@@ -291,6 +372,7 @@ func (h *scriptedHandler) Prove(ctx context.Context, task paas.Task) error {
 	a := &scriptedAttempt{end: make(chan outcome, 1)}
 	h.s.mu.Lock()
 	h.s.running[j.Task] = a
+	fire(h.s.starts, j.Task, 0)
 	h.s.mu.Unlock()
 	var out outcome
 	select {
@@ -307,6 +389,7 @@ func (h *scriptedHandler) Prove(ctx context.Context, task paas.Task) error {
 	// its end is unknown, which porcupine takes as never.
 	rec.add(porcupine.Operation{ClientId: h.lanes.handler(j.Task), Input: hIn{Kind: opHandlerReturn, Task: j.Task, Epoch: h.epoch, Outcome: out},
 		Call: rec.now(), Output: hOut{}, Return: math.MaxInt64})
+	h.s.returned(j.Task, out)
 	switch out {
 	case outSuccess:
 		return nil
@@ -349,6 +432,8 @@ type histClient struct {
 	lanes   historyLanes
 	wg      *sync.WaitGroup
 	skip    map[string]bool
+	clients int
+	early   int         // 1 + the last service it has called before that service started
 	waiting atomic.Bool // its Wait is under way
 }
 
@@ -364,6 +449,39 @@ func (c *histClient) run(cur *atomic.Pointer[histEpoch]) {
 		}
 		c.step(ep)
 		ep.exit()
+		if c.early < ep.n+1 {
+			// Every client makes one step before the service starts, then waits for it.
+			c.early = ep.n + 1
+			if ep.early.Add(1) == int64(c.clients) {
+				close(ep.ready)
+			}
+			<-ep.started
+		}
+	}
+}
+
+// stopWatchdog bounds how long a Stop whose context has ended may take: it interrupts every
+// handler at once, so it returns about at once. The watchdog fires only on a failure.
+const stopWatchdog = 10 * time.Second
+
+// stopWatched stops svc with ctx, which has ended. If Stop hangs, some handler was not
+// interrupted: the test fails, and releases the handlers so that Stop can return.
+func stopWatched(t *testing.T, svc *service.ProverService, ctx context.Context, sc *script) {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = svc.Stop(ctx)
+	}()
+	for {
+		timer := time.NewTimer(stopWatchdog)
+		select {
+		case <-stopped:
+			timer.Stop()
+			return
+		case <-timer.C:
+			t.Errorf("Stop with an ended context has not returned after %s: a handler it did not interrupt still runs", stopWatchdog)
+			sc.releaseAll(outTransient)
+		}
 	}
 }
 
@@ -380,15 +498,15 @@ func (c *histClient) step(ep *histEpoch) {
 	for _, k := range []struct {
 		name     string
 		from, to int
-	}{{"Summary", 25, 30}, {"Cancel", 60, 72}, {"Retry", 72, 87}, {"Wait", 87, 100}} {
+	}{{"Summary", 25, 30}, {"Cancel", 60, 68}, {"Retry", 68, 87}, {"Wait", 87, 100}} {
 		if c.skip[k.name] && r >= k.from && r < k.to {
 			r = 50 // Status instead
 		}
 	}
 	switch {
 	case r < 25:
-		out := []outcome{outSuccess, outSuccess, outPermanent, outTransient}[c.rng.IntN(4)]
-		c.sc.release(i, out)
+		out := []outcome{outSuccess, outPermanent, outPermanent, outPermanent, outTransient}[c.rng.IntN(5)]
+		c.sc.releaseAny(c.rng, out)
 		return
 	case r < 30:
 		in.Task = globalTask
@@ -432,11 +550,41 @@ func (c *histClient) step(ep *histEpoch) {
 			out.State = st.State
 			return out
 		})
-	case r < 72:
+	case r < 68:
 		in.Kind = opCancel
 		c.rec.call(c.id, in, func() hOut { return errOut(ep.h.Cancel(ctx, id)) })
 	case r < 87:
 		in.Kind = opRetry
+		if c.rng.IntN(3) == 0 && c.waiting.CompareAndSwap(false, true) {
+			if !ep.enter() {
+				c.waiting.Store(false)
+				return
+			}
+			// A slow Retry: once it has read the task from the store, another Retry of the task
+			// is made, and the attempt it starts is made to succeed, before the slow one goes
+			// on: what the slow one read is stale by then. It runs beside the client.
+			pause := c.retryMeanwhile(ep, i, id)
+			c.wg.Go(func() {
+				defer c.waiting.Store(false)
+				defer ep.exit()
+				// Only for a task that is Failed or Cancelled, which Retry puts back.
+				var st paas.TaskState
+				c.rec.call(c.lanes.waiter(c.id), hIn{Kind: opStatus, Task: i, Epoch: ep.n}, func() hOut {
+					status, err := ep.h.Status(ctx, id)
+					st = status.State
+					out := errOut(err)
+					out.State = st
+					return out
+				})
+				if st != paas.Failed && st != paas.Cancelled {
+					return
+				}
+				c.rec.call(c.lanes.waiter(c.id), in, func() hOut {
+					return errOut(ep.h.Retry(context.WithValue(ctx, pauseKey{}, pause), id))
+				})
+			})
+			return
+		}
 		c.rec.call(c.id, in, func() hOut { return errOut(ep.h.Retry(ctx, id)) })
 	default:
 		in.Kind = opWait
@@ -450,6 +598,43 @@ func (c *histClient) step(ep *histEpoch) {
 			defer ep.exit()
 			c.rec.call(c.lanes.waiter(c.id), in, func() hOut {
 				res, err := ep.h.Wait(ctx, id)
+				out := errOut(err)
+				out.State = res.State
+				return out
+			})
+		})
+	}
+}
+
+// retryMeanwhile returns what a slow Retry of task i does after reading the task: Retry it
+// again, make the attempt that starts succeed, and wait until its completion is stored.
+func (c *histClient) retryMeanwhile(ep *histEpoch, i int, id paas.TaskID) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			started, returned := c.sc.nextStart(i), c.sc.nextReturn(i)
+			var err error
+			c.rec.call(c.lanes.helper(c.id), hIn{Kind: opRetry, Task: i, Epoch: ep.n}, func() hOut {
+				err = ep.h.Retry(context.Background(), id)
+				return errOut(err)
+			})
+			if err != nil {
+				return
+			}
+			stopping := service.Stopping(ep.svc)
+			select {
+			case <-started.done:
+			case <-stopping:
+				return
+			}
+			c.sc.release(i, outSuccess)
+			select {
+			case <-returned.done:
+			case <-stopping:
+				return
+			}
+			c.rec.call(c.lanes.helper(c.id), hIn{Kind: opWait, Task: i, Epoch: ep.n}, func() hOut {
+				res, err := ep.h.Wait(context.Background(), id)
 				out := errOut(err)
 				out.State = res.State
 				return out
@@ -485,7 +670,7 @@ func errOut(err error) hOut {
 
 // checkHistory checks the history task by task, then Summary over the whole of it.
 func checkHistory(t *testing.T, history []porcupine.Operation) {
-	t.Logf("%d operations", len(history))
+	t.Logf("%d operations: %s", len(history), tally(history))
 	model := historyModel(true)
 	if res, info := porcupine.CheckOperationsVerbose(model, history, 0); res != porcupine.Ok {
 		t.Errorf("the history of some task is not linearizable; visualisation: %s", visualise(t, "tasks", model, info))
@@ -508,6 +693,34 @@ func checkHistory(t *testing.T, history []porcupine.Operation) {
 		t.Errorf("Summary is not linearizable; visualisation: %s", visualise(t, "summary", model, info))
 		t.Log(stuck(model, summary, info))
 	}
+}
+
+// tally counts the operations of a history by kind and result, to show what a run covered.
+func tally(history []porcupine.Operation) string {
+	counts := map[string]int{}
+	for _, op := range history {
+		in, out := op.Input.(hIn), op.Output.(hOut)
+		key := opNames[in.Kind]
+		switch {
+		case in.Kind == opHandlerReturn:
+			key += " " + outcomeNames[in.Outcome]
+		case in.Kind == opHandlerStart:
+		case in.Kind == opStatus || in.Kind == opWait:
+			if out.Err == errNone {
+				key += " " + out.State.String()
+				break
+			}
+			fallthrough
+		case in.Task != globalTask || in.Kind == opSummary:
+			key += " " + errNames[out.Err]
+		}
+		counts[key]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(mapKeys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, counts[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // visualise writes porcupine's visualisation of a history to the test's artifact directory.
@@ -550,14 +763,29 @@ func logIllegalPartitions(t *testing.T, history []porcupine.Operation) {
 	t.Log(b.String())
 }
 
-// stuck replays a longest linearizable prefix of part and says which operations could come
-// next and fit none of the states the model may be in.
+// stuck says where the check of part gets stuck: the first call, by return, that no
+// linearizable prefix of part reaches, and which calls no state of the model accepts after a
+// longest prefix.
 func stuck(model porcupine.Model, part []porcupine.Operation, info porcupine.LinearizationInfo) string {
 	var longest []porcupine.Operation
+	reached := map[int64]bool{} // by Call: unique, from the logical clock
 	for _, l := range info.PartialLinearizationsOperations()[0] {
+		for _, op := range l {
+			reached[op.Call] = true
+		}
 		if len(l) > len(longest) {
 			longest = l
 		}
+	}
+	var b strings.Builder
+	var first *porcupine.Operation
+	for i, op := range part {
+		if !reached[op.Call] && (first == nil || op.Return < first.Return) {
+			first = &part[i]
+		}
+	}
+	if first != nil {
+		fmt.Fprintf(&b, "no linearization reaches [%d] %s;\n", first.Call, describeOp(first.Input, first.Output))
 	}
 	state := model.Init()
 	done := map[int64]bool{}
@@ -573,8 +801,7 @@ func stuck(model porcupine.Model, part []porcupine.Operation, info porcupine.Lin
 			firstReturn = min(firstReturn, op.Return)
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "after %d of its %d operations, in %s, none of these fits:", len(longest), len(part), model.DescribeState(state))
+	fmt.Fprintf(&b, "after a longest prefix, %d of %d operations, in %s, none of these fits:", len(longest), len(part), model.DescribeState(state))
 	for _, op := range rest {
 		if op.Call <= firstReturn {
 			fmt.Fprintf(&b, "\n  [%d] %s", op.Call, describeOp(op.Input, op.Output))
