@@ -215,7 +215,9 @@ func (r TaskResult) Err() error {
 // (Completed, Failed, Cancelled) cover the tasks that reached a final state since the service
 // started and are still in it: each task counts once, under its current state, so a Failed
 // task that an operator retries leaves the Failed count, and joins Completed if it then
-// completes. Tasks that finished before the start are in the store, not in these counts.
+// completes. Tasks that finished before the start are in the store, not in these counts. To
+// count each task once, the service remembers the ids of those it counts, a few dozen bytes
+// each.
 type StatusSummary struct {
 	Blocked    int
 	Pending    int

@@ -30,9 +30,8 @@ type ProverHandle struct{ s *ProverService }
 // (paas.ErrInvalidWeight), a negative timeout (paas.ErrInvalidOption), a dependency that is no
 // task (paas.ErrUnknownDependency) or that has already failed or been cancelled (a
 // *paas.DependencyError). Identity is decided first: a Submit of an existing task returns its
-// id whatever its dependencies, priority or timeout say, though an option that is invalid in
-// itself (a negative timeout) is refused on every Submit. An error of the store's is returned
-// as it is, and the task does not exist.
+// id whatever its options say, even options that would be refused for a new task. An error of
+// the store's is returned as it is, and the task does not exist.
 //
 // A Submit whose ctx ends before it returns may still have stored its task. Submitting the
 // same program again is safe, and tells: it returns the task's id if it was stored, and
@@ -41,7 +40,7 @@ func (h ProverHandle) Submit(ctx context.Context, program paas.ProgramType, back
 	if err := h.s.live(); err != nil {
 		return paas.TaskID{}, err
 	}
-	rec, err := h.s.newRecord(program, backend, opts)
+	rec, optErr, err := h.s.newRecord(program, backend, opts)
 	if err != nil {
 		return paas.TaskID{}, err
 	}
@@ -56,16 +55,20 @@ func (h ProverHandle) Submit(ctx context.Context, program paas.ProgramType, back
 		}
 		return r.id, err
 	}
-	id, err := submit(nil, len(rec.DependsOn) == 0)
+	id, err := submit(nil, optErr == nil && len(rec.DependsOn) == 0)
 	if !errors.Is(err, errResolve) {
 		return id, err
 	}
-	// New to the service, and with dependencies: a task finished in the store is the answer
-	// whatever the dependencies; otherwise they are read, and must exist and not have failed.
+	// New to the service, and with options to check: a task finished in the store is the
+	// answer whatever the options; otherwise they must be valid, and the dependencies exist
+	// and not have failed.
 	if existing, err := h.s.store.GetByKey(ctx, rec.Key); err == nil {
 		return existing.ID, nil
 	} else if !errors.Is(err, paas.ErrTaskNotFound) {
 		return paas.TaskID{}, fmt.Errorf("paas: look up task: %w", err)
+	}
+	if optErr != nil {
+		return paas.TaskID{}, optErr
 	}
 	return resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (paas.TaskID, error) {
 		return submit(unfinished, true)
@@ -101,21 +104,23 @@ func resolving[T any](ctx context.Context, s *ProverService, deps []paas.TaskID,
 	}
 }
 
-func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend, opts []paas.SubmitOption) (paas.TaskRecord, error) {
+// newRecord returns the record of a new task of program on backend, or why it cannot be one
+// (err). optErr says what is wrong with the options, which matters only if the task is new.
+func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend, opts []paas.SubmitOption) (rec paas.TaskRecord, optErr, err error) {
 	if program == nil {
-		return paas.TaskRecord{}, fmt.Errorf("%w: nil program", paas.ErrEncodeProgram)
+		return paas.TaskRecord{}, nil, fmt.Errorf("%w: nil program", paas.ErrEncodeProgram)
 	}
 	var o paas.SubmitOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.TimeoutSet && o.Timeout < 0 {
-		return paas.TaskRecord{}, fmt.Errorf("%w: timeout %s, want >= 0", paas.ErrInvalidOption, o.Timeout)
+		optErr = fmt.Errorf("%w: timeout %s, want >= 0", paas.ErrInvalidOption, o.Timeout)
 	}
 	deps := make([]paas.TaskID, 0, len(o.DependsOn))
 	for _, dep := range o.DependsOn {
-		if dep.IsZero() {
-			return paas.TaskRecord{}, fmt.Errorf("%w: the zero task id", paas.ErrUnknownDependency)
+		if dep.IsZero() && optErr == nil {
+			optErr = fmt.Errorf("%w: the zero task id", paas.ErrUnknownDependency)
 		}
 		if !slices.Contains(deps, dep) {
 			deps = append(deps, dep)
@@ -123,11 +128,11 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 	}
 	encoded, err := s.encode(program)
 	if err != nil {
-		return paas.TaskRecord{}, err
+		return paas.TaskRecord{}, nil, err
 	}
 	now := s.cfg.Clock.Now()
 	rk := program.RoutingKey()
-	rec := paas.TaskRecord{
+	rec = paas.TaskRecord{
 		ID:         paas.NewTaskID(),
 		Key:        paas.KeyOf(rk, encoded, backend),
 		RoutingKey: rk,
@@ -145,7 +150,7 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 	if len(deps) > 0 {
 		rec.DependsOn = deps
 	}
-	return rec, s.runnable(rec)
+	return rec, optErr, s.runnable(rec)
 }
 
 // Execute submits a task like Submit and waits for its final state like Wait.

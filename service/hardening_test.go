@@ -121,7 +121,7 @@ func TestDuplicateSubmitIgnoresItsOptions(t *testing.T) {
 		name string
 		id   paas.TaskID
 	}{{"done", done}, {"running", running}, {"bad", bad}} {
-		for _, opt := range []paas.SubmitOption{paas.After(bad), paas.After(paas.NewTaskID()), paas.After(existing.id), paas.Priority(99)} {
+		for _, opt := range []paas.SubmitOption{paas.After(bad), paas.After(paas.NewTaskID()), paas.After(existing.id), paas.Priority(99), paas.Timeout(-1), paas.After(paas.TaskID{})} {
 			id, err := f.h.Submit(f.ctx, job{Name: existing.name}, paas.BackendNative, opt)
 			require.NoError(t, err, "a Submit of the %s task", existing.name)
 			assert.Equal(t, existing.id, id, "identity is decided first")

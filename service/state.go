@@ -31,7 +31,6 @@ type state struct {
 	runnable     func(paas.TaskRecord) error // whether this service can run a task; nil: all
 	now          func() time.Time
 	log          *zap.Logger
-	startedAt    time.Time // when the service started: tasks finished since count in counts
 
 	tasks      map[paas.TaskID]*task
 	byKey      map[paas.TaskKey]*task
@@ -40,9 +39,12 @@ type state struct {
 	queues     map[paas.Backend]*taskQueue // Pending tasks, by priority then submission order
 	sems       map[paas.Backend]*semaphore.Weighted
 
-	counts   [numStates]int // per state; final states: tasks finished since start and still so
-	running  int            // handlers started and not yet returned
-	inflight int            // writes proposed and not yet committed, or waiting to be written again
+	counts [numStates]int // per state; final states: tasks finished since start and still so
+	// finished holds the tasks in the final counts, so that a Retry of one takes it out of
+	// them, and of one that finished before the start does not: a few dozen bytes a task.
+	finished map[paas.TaskID]struct{}
+	running  int // handlers started and not yet returned
+	inflight int // writes proposed and not yet committed, or waiting to be written again
 	stopping bool
 	aborted  bool // Stop's ctx has ended: writes that fail are given up
 	rewrites rewrites
@@ -77,7 +79,10 @@ type task struct {
 	cancelled  bool                    // a Cancel has been answered nil: later ones come second
 	saveAck    chan<- error            // the SaveCheckpoint call answered at commit
 	retryAck   chan<- error            // the Retry call answered when its write commits
-	counted    bool                    // revived from a final state already in counts
+	// Retries that came while that write was in flight: answered at its commit, that the task
+	// is not finished, or, if it did not take, to try again.
+	laterRetries []chan<- error
+	counted      bool // revived from a final state already in counts
 
 	deps           int            // dependencies not yet Completed
 	failedDep      paas.TaskID    // a dependency that ended Failed or Cancelled
@@ -132,7 +137,7 @@ func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 		runnable:     runnable,
 		now:          cfg.Clock.Now,
 		log:          cfg.Logger,
-		startedAt:    cfg.Clock.Now(),
+		finished:     make(map[paas.TaskID]struct{}),
 		rewrites:     rewrites{delay: writeRetryBase},
 		tasks:        make(map[paas.TaskID]*task),
 		byKey:        make(map[paas.TaskKey]*task),
@@ -221,7 +226,7 @@ func (s *state) await(t *task, dep paas.TaskID) {
 // first, and a task that exists is the answer whatever rec's options. If resolved, unfinished
 // lists the dependencies of rec that the submitter found unfinished in the store, the others
 // having Completed; if not, a task new to the service is answered errResolve, for the
-// submitter to look its key up in the store and read its dependencies.
+// submitter to look its key up in the store and check its options.
 func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
 	if s.stopping {
 		reply <- submitReply{err: paas.ErrStopped}
@@ -235,7 +240,7 @@ func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved b
 		in.replies = append(in.replies, reply)
 		return
 	}
-	if !resolved && len(rec.DependsOn) > 0 {
+	if !resolved {
 		reply <- submitReply{err: errResolve}
 		return
 	}
@@ -283,6 +288,14 @@ func (s *state) commit(w written) {
 	if t.retryAck != nil {
 		t.retryAck <- nil
 		t.retryAck = nil
+		for _, a := range t.laterRetries {
+			a <- fmt.Errorf("%w: task %s was put back by another Retry", paas.ErrNotRetryable, t.rec.ID)
+		}
+		t.laterRetries = nil
+		if !t.counted {
+			s.counts[slot(t.rec.State)]++ // for the move out of it below
+		}
+		delete(s.finished, t.rec.ID)
 	}
 	if t.saveAck != nil {
 		t.saveAck <- nil
@@ -317,14 +330,14 @@ func (s *state) dropUnstored(t *task, w written) {
 		}
 		t.retryAck <- err
 		t.retryAck = nil
+		for _, a := range t.laterRetries {
+			a <- errResolve // decide again, on the record they read
+		}
 		for _, w := range t.waiters {
 			w <- outcome{err: errReread}
 		}
 		for _, a := range t.cancelAcks {
 			a <- errReread
-		}
-		if !t.counted {
-			s.counts[slot(t.rec.State)]--
 		}
 		s.forget(t)
 		return
@@ -462,6 +475,7 @@ func (s *state) launch(t *task) {
 // finish answers everyone waiting on a task that reached a final state, tells its dependents,
 // and drops it from the cache: from now on the store alone knows it.
 func (s *state) finish(t *task) {
+	s.finished[t.rec.ID] = struct{}{}
 	res := t.rec.Result()
 	for _, w := range t.waiters {
 		w <- outcome{res: res}
@@ -667,6 +681,11 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 	case s.stopping:
 		ack <- paas.ErrStopped
 		return
+	case s.tasks[rec.ID] != nil && s.tasks[rec.ID].retryAck != nil:
+		// Another Retry's write is in flight: this one comes after it, either way.
+		t := s.tasks[rec.ID]
+		t.laterRetries = append(t.laterRetries, ack)
+		return
 	case s.tasks[rec.ID] != nil:
 		ack <- fmt.Errorf("%w: task %s is not finished", paas.ErrNotRetryable, rec.ID)
 		return
@@ -677,12 +696,11 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 			return
 		}
 	}
-	t := s.adopt(&task{rec: rec, retryAck: ack})
-	// A task that finished since the start is in the counts already: the commit takes it out.
-	if !rec.UpdatedAt.Before(s.startedAt) && s.counts[slot(rec.State)] > 1 {
-		t.counted = true
-		s.counts[slot(rec.State)]--
-	}
+	// Held, so that other calls wait for the write, but not counted: rec may be stale. A task
+	// that finished since the start is in the counts already, and the commit takes it out.
+	t := &task{rec: rec, retryAck: ack}
+	s.tasks[rec.ID], s.byKey[rec.Key] = t, t
+	_, t.counted = s.finished[rec.ID]
 	for _, dep := range unfinished {
 		s.await(t, dep)
 	}
@@ -702,7 +720,9 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 // status returns a cached task's status; ok is false if the task is not cached.
 func (s *state) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 	t, ok := s.tasks[id]
-	if !ok {
+	if !ok || t.retryAck != nil {
+		// Not held, or held for a Retry's write in flight, whose record may be stale: the
+		// store has what is true until the write commits.
 		return paas.TaskStatus{}, false
 	}
 	return t.rec.Status(), true
