@@ -170,7 +170,9 @@ func (h ProverHandle) Execute(ctx context.Context, program paas.ProgramType, bac
 // task at once, one puts it back and the other returns an error wrapping paas.ErrNotRetryable:
 // the change is applied only to the record it was decided on, so a Retry never overwrites what
 // happened to the task meanwhile, and never runs it a second time. A store that fails the
-// change makes Retry return its error, and the task stays as it was.
+// change makes Retry return its error, and the task stays as it was. Prune keeps only the
+// dependencies of unfinished tasks, so a dependency of a Failed task may have been pruned
+// since: Retry then refuses it with paas.ErrUnknownDependency.
 func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
 	if err := h.s.live(); err != nil {
 		return err
