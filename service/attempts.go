@@ -1,0 +1,125 @@
+package service
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/scheduler"
+)
+
+func (s *state) launch(t *task) {
+	t.run, t.cancel = context.WithCancelCause(context.Background())
+	s.running++
+	timeout := t.rec.Timeout
+	if timeout == 0 && !t.rec.NoTimeout {
+		timeout = s.timeouts[t.rec.Backend]
+	}
+	t.deadline = time.Time{}
+	if timeout > 0 {
+		t.deadline = s.now().Add(timeout)
+		s.schedule(t.rec.ID, t.deadline, dueDeadline)
+	}
+	s.starts = append(s.starts, start{ctx: t.run, task: paas.Task{
+		ID:         t.rec.ID,
+		RoutingKey: t.rec.RoutingKey,
+		Backend:    t.rec.Backend,
+		Program:    t.rec.Program,
+		Attempt:    t.rec.Runs,
+		DependsOn:  slices.Clone(t.rec.DependsOn),
+		Checkpoint: slices.Clone(t.rec.Checkpoint),
+	}})
+}
+
+// dispatch moves the heads of the backend queues to InProgress while their backend has free
+// capacity. Within a backend the head is the task of highest priority, the oldest first among
+// equals, and it is strictly first: if it needs more capacity than is free, the tasks behind it
+// wait too, even light ones that would fit. So a heavy task is never starved by a stream of
+// light ones of its priority or below; only tasks of higher priority overtake it.
+func (s *state) dispatch() {
+	if s.stopping {
+		return
+	}
+	for b, q := range s.queues {
+		for t := q.peek(); t != nil; t = q.peek() {
+			if !s.sems[b].TryAcquire(t.rec.Weight) {
+				break
+			}
+			q.pop()
+			s.propose(t, paas.InProgress, func(r *paas.TaskRecord) { r.Attempts++; r.Runs++ })
+		}
+	}
+}
+
+// handlerDone records the outcome of an attempt: err is what the handler returned.
+func (s *state) handlerDone(id paas.TaskID, err error) {
+	t := s.tasks[id]
+	s.running--
+	// Why the service cancelled the handler, if it did, decides over what the handler
+	// returned; the cause is read here, in the loop that alone cancels.
+	cause := context.Cause(t.run)
+	t.cancel(nil) // release the context's resources
+	t.run, t.cancel = nil, nil
+	s.sems[t.rec.Backend].Release(t.rec.Weight)
+	v := judge(err, cause, t.rec, s.retry, s.now(), s.maxInputWait)
+	if v.next == paas.Failed || v.next == paas.Retrying {
+		s.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.next))...)
+	}
+	if t.writing {
+		t.done = &v // a checkpoint is being written: one write at a time
+		return
+	}
+	s.settleAttempt(t, v)
+}
+
+func (s *state) settleAttempt(t *task, v verdict) {
+	s.propose(t, v.next, func(r *paas.TaskRecord) {
+		if v.refund {
+			r.Attempts--
+		}
+		if v.restart {
+			r.Restarts++
+			r.Checkpoint = nil
+		}
+		if v.interrupted {
+			r.Interruptions++
+		}
+		if v.lastErr != "" {
+			r.LastError = v.lastErr
+		}
+		if v.waiting && r.WaitingSince.IsZero() {
+			r.WaitingSince = r.UpdatedAt
+		}
+		r.NextAttemptAt = time.Time{}
+		if v.next == paas.Retrying || v.next == paas.Blocked {
+			r.NextAttemptAt = r.UpdatedAt.Add(v.delay)
+		}
+	})
+}
+
+// due handles a scheduler entry whose time has come.
+func (s *state) due(d scheduler.Due) {
+	if d.Kind == dueRewrite {
+		s.rewriteDue()
+		return
+	}
+	t, ok := s.tasks[d.ID]
+	if !ok {
+		return // ended
+	}
+	switch d.Kind {
+	case dueAttempt:
+		st := t.rec.State
+		if s.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
+			return // left for the next start, or stale: cancelled or rescheduled
+		}
+		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+	case dueDeadline:
+		if t.cancel != nil && t.deadline.Equal(d.At) {
+			t.cancel(errTimedOut)
+		}
+	}
+}

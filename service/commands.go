@@ -1,0 +1,197 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/zkpaas/paas"
+)
+
+// submit asks for rec, a new task, to be stored, unless its key is known: identity is decided
+// first, and a task that exists is the answer whatever rec's options. If resolved, unfinished
+// lists the dependencies of rec that the submitter found unfinished in the store, the others
+// having Completed; if not, a task new to the service is answered errResolve, for the
+// submitter to look its key up in the store and check its options.
+func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
+	if s.stopping {
+		reply <- submitReply{err: paas.ErrStopped}
+		return
+	}
+	if t, ok := s.byKey[rec.Key]; ok {
+		reply <- submitReply{id: t.rec.ID}
+		return
+	}
+	if in, ok := s.inserts[rec.Key]; ok {
+		in.replies = append(in.replies, reply)
+		return
+	}
+	if !resolved {
+		reply <- submitReply{err: errResolve}
+		return
+	}
+	for _, dep := range unfinished {
+		if s.tasks[dep] == nil {
+			reply <- submitReply{err: errResolve}
+			return
+		}
+	}
+	t := &task{}
+	for _, dep := range unfinished {
+		s.await(t, dep)
+	}
+	rec.State = paas.Pending
+	if t.deps > 0 {
+		rec.State = paas.Blocked
+	}
+	t.rec = rec
+	s.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
+	s.inflight++
+	s.writes = append(s.writes, paas.Write{Insert: true, Record: rec})
+}
+
+// saveCheckpoint persists a checkpoint for the running attempt of task id.
+func (s *state) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
+	t, ok := s.tasks[id]
+	switch {
+	case !ok || t.cancel == nil || t.rec.Runs != attempt:
+		ack <- fmt.Errorf("paas: task %s: attempt %d is not running", id, attempt)
+		return
+	case t.writing:
+		ack <- fmt.Errorf("paas: task %s: a checkpoint is being saved already", id)
+		return
+	}
+	rec := t.rec
+	rec.Checkpoint = data
+	rec.UpdatedAt = s.now()
+	t.saveAck = ack
+	s.write(t, rec)
+}
+
+// cancel cancels a cached task. ok is false if the task is not cached, in which case the store
+// must be asked.
+func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
+	t, ok := s.tasks[id]
+	if !ok {
+		return false
+	}
+	switch {
+	case t.cancel != nil:
+		// Running: the handler's context is cancelled; the task becomes Cancelled when the
+		// handler returns.
+		t.cancelReq = true
+		t.cancel(errCancelled)
+		t.cancelled = true
+		ack <- nil
+	case t.writing || t.cancelReq:
+		t.cancelReq = true
+		t.cancelAcks = append(t.cancelAcks, ack)
+	default:
+		t.queued = false
+		t.cancelAcks = append(t.cancelAcks, ack)
+		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+	}
+	return true
+}
+
+// revive puts rec, a Failed or Cancelled task read from the store, back to work with a fresh
+// budget. unfinished lists its dependencies that the caller found unfinished in the store. ack
+// is answered once the change is stored; the write is fenced by rec's Version, so if the task
+// has changed since rec was read, nothing is written and ack is answered errReread.
+func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
+	switch {
+	case s.stopping:
+		ack <- paas.ErrStopped
+		return
+	case s.tasks[rec.ID] != nil && s.tasks[rec.ID].retryAck != nil:
+		// Another Retry's write is in flight: this one comes after it, either way.
+		t := s.tasks[rec.ID]
+		t.laterRetries = append(t.laterRetries, ack)
+		return
+	case s.tasks[rec.ID] != nil:
+		ack <- fmt.Errorf("%w: task %s is not finished", paas.ErrNotRetryable, rec.ID)
+		return
+	}
+	for _, dep := range unfinished {
+		if s.tasks[dep] == nil {
+			ack <- errResolve
+			return
+		}
+	}
+	// Held, so that other calls wait for the write, but not counted: rec may be stale. A task
+	// that finished since the start is in the counts already, and the commit takes it out.
+	t := &task{rec: rec, retryAck: ack}
+	s.tasks[rec.ID], s.byKey[rec.Key] = t, t
+	_, t.counted = s.finished[rec.ID]
+	for _, dep := range unfinished {
+		s.await(t, dep)
+	}
+	next := paas.Pending
+	if t.deps > 0 {
+		next = paas.Blocked
+	}
+	s.propose(t, next, func(r *paas.TaskRecord) {
+		r.LastError, r.FailedDependency = "", paas.TaskID{}
+		r.Attempts, r.Restarts, r.Interruptions, r.Runs = 0, 0, 0, 0
+		r.FailedDependencyState = 0
+		r.NextAttemptAt, r.WaitingSince = time.Time{}, time.Time{}
+		r.Checkpoint = nil
+	})
+}
+
+// status returns a cached task's status; ok is false if the task is not cached.
+func (s *state) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
+	t, ok := s.tasks[id]
+	if !ok || t.retryAck != nil {
+		// Not held, or held for a Retry's write in flight, whose record may be stale: the
+		// store has what is true until the write commits.
+		return paas.TaskStatus{}, false
+	}
+	return t.rec.Status(), true
+}
+
+// wait registers res to receive the result of a cached task; ok is false if it is not cached.
+func (s *state) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
+	t, ok := s.tasks[id]
+	if ok {
+		t.waiters = append(t.waiters, res)
+	}
+	return ok
+}
+
+// unwait forgets a waiter that left.
+func (s *state) unwait(id paas.TaskID, res chan<- outcome) {
+	if t, ok := s.tasks[id]; ok {
+		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- outcome) bool { return w == res })
+	}
+}
+
+// stop stops intake and dispatch. Running handlers go on; queued tasks stay Pending in the store.
+func (s *state) stop() { s.stopping = true }
+
+// interrupt cancels every running handler; each task goes back to Pending when its handler returns.
+func (s *state) interrupt() {
+	for _, t := range s.tasks {
+		if t.cancel != nil {
+			t.cancel(errInterrupted)
+		}
+	}
+	s.aborted = true
+	s.giveUpRewrites()
+}
+
+// saveCheckpoint is Task.SaveCheckpoint: it persists a checkpoint through the loop, which
+// writes it like any change of the task, and returns once it is stored.
+func (s *ProverService) saveCheckpoint(ctx context.Context, id paas.TaskID, attempt int, checkpoint []byte) error {
+	ack := make(chan error, 1)
+	data := slices.Clone(checkpoint)
+	if err := s.deliver(ctx, func(st *state) { st.saveCheckpoint(id, attempt, data, ack) }); err != nil {
+		return err
+	}
+	err, rerr := receive(ctx, s, ack)
+	if rerr != nil {
+		return rerr
+	}
+	return err
+}

@@ -1,0 +1,70 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zkpaas/paas"
+)
+
+// write persists batches from the loop and sends back the store's answers. A batch is every
+// write that piled up while the previous one was being committed; a BatchStore commits it in
+// one transaction (group commit), so a busy service pays one sync to disk for many writes.
+func (s *ProverService) write(ctx context.Context, batches <-chan []paas.Write) {
+	for {
+		select {
+		case batch := <-batches:
+			res := s.persist(batch)
+			select {
+			case s.results <- res:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// persist writes a batch once and returns the store's answers. Inserts that failed go back to
+// their submitters, and the task does not exist; updates that failed go back to the loop,
+// which writes them again after a backoff (see rewrites), so that the writer is never held up
+// by a store that fails.
+func (s *ProverService) persist(batch []paas.Write) []written {
+	res := s.apply(batch)
+	out := make([]written, len(batch))
+	for i, w := range batch {
+		out[i] = written{Write: w, err: res[i].Err}
+		if w.Insert && res[i].Err == nil {
+			out[i].Record = res[i].Record
+		}
+	}
+	return out
+}
+
+// apply writes ws through the store: in one transaction if it is a BatchStore.
+func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
+	// Store calls are not bound to Stop's ctx: a task interrupted by Stop must still be written
+	// back to Pending.
+	ctx := context.Background()
+	if bs, ok := s.store.(paas.BatchStore); ok {
+		res := bs.WriteBatch(ctx, ws)
+		if len(res) != len(ws) {
+			err := fmt.Errorf("paas: store answered %d of %d writes", len(res), len(ws))
+			res = make([]paas.WriteResult, len(ws))
+			for i := range res {
+				res[i].Err = err
+			}
+		}
+		return res
+	}
+	res := make([]paas.WriteResult, len(ws))
+	for i, w := range ws {
+		if w.Insert {
+			res[i].Record, res[i].Err = s.store.Insert(ctx, w.Record)
+		} else {
+			res[i].Err = s.store.Update(ctx, w.Record)
+		}
+	}
+	return res
+}
