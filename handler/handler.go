@@ -42,3 +42,31 @@ type Proof struct {
 	// PublicValues is the program's public output, committed to by the proof.
 	PublicValues []byte
 }
+
+// InputFetcher fetches the input a program is proven on, such as blocks or a witness.
+// Its errors are transient unless wrapped with paas.Permanent.
+type InputFetcher[P, I any] interface {
+	FetchInput(ctx context.Context, program P) (I, error)
+}
+
+// InputFetcherFunc adapts a function to an InputFetcher.
+type InputFetcherFunc[P, I any] func(ctx context.Context, program P) (I, error)
+
+// FetchInput implements InputFetcher by calling f.
+func (f InputFetcherFunc[P, I]) FetchInput(ctx context.Context, program P) (I, error) {
+	return f(ctx, program)
+}
+
+// ProofStorer stores proofs. The service runs tasks at least once, so StoreProof may be called
+// again for a task whose proof is already stored, and must then succeed.
+type ProofStorer interface {
+	StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error
+}
+
+// ProofStorerFunc adapts a function to a ProofStorer.
+type ProofStorerFunc func(ctx context.Context, id paas.TaskID, proof Proof) error
+
+// StoreProof implements ProofStorer by calling f.
+func (f ProofStorerFunc) StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error {
+	return f(ctx, id, proof)
+}
