@@ -8,11 +8,12 @@ import (
 	"github.com/google/uuid"
 )
 
-// TaskID identifies a task. It is a random (version 4) UUID assigned when the task is first
-// stored; submitting the same program to the same backend again returns the same TaskID.
+// TaskID identifies a task. It is a time-ordered (version 7) UUID, made when the task is first
+// submitted; submitting the same program to the same backend again returns the same TaskID.
 type TaskID uuid.UUID
 
-// NewTaskID returns a new random TaskID.
+// NewTaskID returns a new TaskID: a version 7 UUID, whose first bits are the time, so that ids
+// made later sort after earlier ones (the stores append new tasks at the end of their files).
 func NewTaskID() TaskID { return TaskID(uuid.Must(uuid.NewV7())) }
 
 // ParseTaskID parses the canonical textual form of a TaskID, as returned by TaskID.String.

@@ -1,5 +1,7 @@
-// Package scheduler holds the RetryScheduler: it remembers when each retrying task is due and
-// hands the task back once its time has come.
+// Package scheduler holds the RetryScheduler: it remembers when each entry is due (a retrying
+// task's next attempt, a task's next look at its input, the deadline of an attempt, a failed
+// write's next try) and hands the entry back once its time has come. The file scheduler.go
+// holds all of it.
 package scheduler
 
 import (
@@ -12,7 +14,11 @@ import (
 	"github.com/zkpaas/paas/clock"
 )
 
-// Due is a task whose time has come.
+// Kind says what an entry was scheduled for. The scheduler hands it back as given; its
+// values are the receiver's.
+type Kind uint8
+
+// Due is an entry whose time has come.
 type Due struct {
 	ID paas.TaskID
 	// At is the due time it was scheduled for. A receiver compares it with the task's current
@@ -20,7 +26,7 @@ type Due struct {
 	At time.Time
 	// Kind is handed back as given: it tells the receiver what it scheduled the entry for
 	// (a retry, a deadline).
-	Kind int
+	Kind Kind
 }
 
 // RetryScheduler runs one goroutine with one timer over a heap of due times, however many tasks

@@ -225,7 +225,7 @@ func TestDueCarriesTheTimeTheEntryWasScheduledForNotTheTimeItWasDelivered(t *tes
 	got := receive(ctx, t, s)
 	assert.Equal(t, id, got.ID)
 	assert.Equal(t, at, got.At)
-	assert.Equal(t, 7, got.Kind, "the kind is handed back as given")
+	assert.Equal(t, scheduler.Kind(7), got.Kind, "the kind is handed back as given")
 }
 
 func TestAStaleEntryIsDeliveredAlongsideTheNewOneWithItsOwnAt(t *testing.T) {

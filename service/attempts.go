@@ -11,7 +11,7 @@ import (
 	"github.com/zkpaas/paas/scheduler"
 )
 
-func (s *state) launch(t *task) {
+func (s *core) launch(t *task) {
 	t.run, t.cancel = context.WithCancelCause(context.Background())
 	s.running++
 	timeout := t.rec.Timeout
@@ -39,7 +39,7 @@ func (s *state) launch(t *task) {
 // equals, and it is strictly first: if it needs more capacity than is free, the tasks behind it
 // wait too, even light ones that would fit. So a heavy task is never starved by a stream of
 // light ones of its priority or below; only tasks of higher priority overtake it.
-func (s *state) dispatch() {
+func (s *core) dispatch() {
 	if s.stopping {
 		return
 	}
@@ -55,7 +55,7 @@ func (s *state) dispatch() {
 }
 
 // handlerDone records the outcome of an attempt: err is what the handler returned.
-func (s *state) handlerDone(id paas.TaskID, err error) {
+func (s *core) handlerDone(id paas.TaskID, err error) {
 	t := s.tasks[id]
 	s.running--
 	// Why the service cancelled the handler, if it did, decides over what the handler
@@ -75,7 +75,7 @@ func (s *state) handlerDone(id paas.TaskID, err error) {
 	s.settleAttempt(t, v)
 }
 
-func (s *state) settleAttempt(t *task, v verdict) {
+func (s *core) settleAttempt(t *task, v verdict) {
 	s.propose(t, v.next, func(r *paas.TaskRecord) {
 		if v.refund {
 			r.Attempts--
@@ -101,7 +101,7 @@ func (s *state) settleAttempt(t *task, v verdict) {
 }
 
 // due handles a scheduler entry whose time has come.
-func (s *state) due(d scheduler.Due) {
+func (s *core) due(d scheduler.Due) {
 	if d.Kind == dueRewrite {
 		s.rewriteDue()
 		return

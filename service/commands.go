@@ -14,7 +14,7 @@ import (
 // lists the dependencies of rec that the submitter found unfinished in the store, the others
 // having Completed; if not, a task new to the service is answered errResolve, for the
 // submitter to look its key up in the store and check its options.
-func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
+func (s *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
 	if s.stopping {
 		reply <- submitReply{err: paas.ErrStopped}
 		return
@@ -52,7 +52,7 @@ func (s *state) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved b
 }
 
 // saveCheckpoint persists a checkpoint for the running attempt of task id.
-func (s *state) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
+func (s *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
 	t, ok := s.tasks[id]
 	switch {
 	case !ok || t.cancel == nil || t.rec.Runs != attempt:
@@ -66,12 +66,12 @@ func (s *state) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack cha
 	rec.Checkpoint = data
 	rec.UpdatedAt = s.now()
 	t.saveAck = ack
-	s.write(t, rec)
+	s.queueWrite(t, rec)
 }
 
 // cancel cancels a cached task. ok is false if the task is not cached, in which case the store
 // must be asked.
-func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
+func (s *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 	t, ok := s.tasks[id]
 	if !ok {
 		return false
@@ -99,7 +99,7 @@ func (s *state) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 // budget. unfinished lists its dependencies that the caller found unfinished in the store. ack
 // is answered once the change is stored; the write is fenced by rec's Version, so if the task
 // has changed since rec was read, nothing is written and ack is answered errReread.
-func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
+func (s *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
 	switch {
 	case s.stopping:
 		ack <- paas.ErrStopped
@@ -141,7 +141,7 @@ func (s *state) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<-
 }
 
 // status returns a cached task's status; ok is false if the task is not cached.
-func (s *state) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
+func (s *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 	t, ok := s.tasks[id]
 	if !ok || t.retryAck != nil {
 		// Not held, or held for a Retry's write in flight, whose record may be stale: the
@@ -152,7 +152,7 @@ func (s *state) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 }
 
 // wait registers res to receive the result of a cached task; ok is false if it is not cached.
-func (s *state) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
+func (s *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 	t, ok := s.tasks[id]
 	if ok {
 		t.waiters = append(t.waiters, res)
@@ -161,17 +161,17 @@ func (s *state) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 }
 
 // unwait forgets a waiter that left.
-func (s *state) unwait(id paas.TaskID, res chan<- outcome) {
+func (s *core) unwait(id paas.TaskID, res chan<- outcome) {
 	if t, ok := s.tasks[id]; ok {
 		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- outcome) bool { return w == res })
 	}
 }
 
 // stop stops intake and dispatch. Running handlers go on; queued tasks stay Pending in the store.
-func (s *state) stop() { s.stopping = true }
+func (s *core) stop() { s.stopping = true }
 
 // interrupt cancels every running handler; each task goes back to Pending when its handler returns.
-func (s *state) interrupt() {
+func (s *core) interrupt() {
 	for _, t := range s.tasks {
 		if t.cancel != nil {
 			t.cancel(errInterrupted)
@@ -186,7 +186,7 @@ func (s *state) interrupt() {
 func (s *ProverService) saveCheckpoint(ctx context.Context, id paas.TaskID, attempt int, checkpoint []byte) error {
 	ack := make(chan error, 1)
 	data := slices.Clone(checkpoint)
-	if err := s.deliver(ctx, func(st *state) { st.saveCheckpoint(id, attempt, data, ack) }); err != nil {
+	if err := s.deliver(ctx, func(c *core) { c.saveCheckpoint(id, attempt, data, ack) }); err != nil {
 		return err
 	}
 	err, rerr := receive(ctx, s, ack)

@@ -10,7 +10,7 @@ import (
 )
 
 // commit applies the store's answer to a write.
-func (s *state) commit(w written) {
+func (s *core) commit(w written) {
 	s.inflight--
 	if w.Insert {
 		s.inserted(w)
@@ -61,7 +61,7 @@ func (s *state) commit(w written) {
 // dropUnstored gives up on a task whose write the writer gave up on, which it does only when
 // the store is closed, the task is gone from it, or Stop stopped waiting. The store still holds
 // the previous state, which the next start resumes from; until then the task is left alone.
-func (s *state) dropUnstored(t *task, w written) {
+func (s *core) dropUnstored(t *task, w written) {
 	if t.retryAck != nil {
 		// A Retry decided on a record read from the store, which did not take: the store
 		// keeps the task as it is, and the service holds nothing of it. If it changed since
@@ -109,7 +109,7 @@ func (s *state) dropUnstored(t *task, w written) {
 	s.forget(t)
 }
 
-func (s *state) inserted(w written) {
+func (s *core) inserted(w written) {
 	in := s.inserts[w.Record.Key]
 	delete(s.inserts, w.Record.Key)
 	t := in.task
@@ -138,7 +138,7 @@ func (s *state) inserted(w written) {
 
 // finish answers everyone waiting on a task that reached a final state, tells its dependents,
 // and drops it from the cache: from now on the store alone knows it.
-func (s *state) finish(t *task) {
+func (s *core) finish(t *task) {
 	s.finished[t.rec.ID] = struct{}{}
 	res := t.rec.Result()
 	for _, w := range t.waiters {

@@ -45,7 +45,7 @@ func (h ProverHandle) Submit(ctx context.Context, program paas.ProgramType, back
 	}
 	submit := func(unfinished []paas.TaskID, resolved bool) (paas.TaskID, error) {
 		reply := make(chan submitReply, 1)
-		if err := h.send(ctx, func(st *state) { st.submit(rec, unfinished, resolved, reply) }); err != nil {
+		if err := h.send(ctx, func(c *core) { c.submit(rec, unfinished, resolved, reply) }); err != nil {
 			return paas.TaskID{}, err
 		}
 		r, err := receive(ctx, h.s, reply)
@@ -140,7 +140,7 @@ func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
 	// A dependency that failed is retried too, or this task fails again at once.
 	_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {
 		ack := make(chan error, 1)
-		if err := h.send(ctx, func(st *state) { st.revive(rec, unfinished, ack) }); err != nil {
+		if err := h.send(ctx, func(c *core) { c.revive(rec, unfinished, ack) }); err != nil {
 			return struct{}{}, err
 		}
 		err, rerr := receive(ctx, h.s, ack)
@@ -182,14 +182,14 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 	}
 	for {
 		res := make(chan outcome, 1)
-		rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.wait(id, res) })
+		rec, err := h.cachedOrStored(ctx, id, func(c *core) bool { return c.wait(id, res) })
 		if err != nil || !rec.ID.IsZero() {
 			return rec.Result(), err
 		}
 		r, err := receive(ctx, h.s, res)
 		if err != nil {
 			// Forget the waiter so that callers who give up do not pile up on a long task.
-			_ = h.send(context.Background(), func(st *state) { st.unwait(id, res) })
+			_ = h.send(context.Background(), func(c *core) { c.unwait(id, res) })
 			return paas.TaskResult{}, err
 		}
 		if !errors.Is(r.err, errReread) {
@@ -203,11 +203,11 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 // record, read from the store, is returned. A task found unfinished in the store was put
 // back meanwhile by a Retry, and so is held by the service now: step is run again. Only a
 // task found unfinished twice at one version is not run by this service at all.
-func (h ProverHandle) cachedOrStored(ctx context.Context, id paas.TaskID, step func(*state) bool) (paas.TaskRecord, error) {
+func (h ProverHandle) cachedOrStored(ctx context.Context, id paas.TaskID, step func(*core) bool) (paas.TaskRecord, error) {
 	seen := uint64(0)
 	for {
 		cached := make(chan bool, 1)
-		if err := h.send(ctx, func(st *state) { cached <- step(st) }); err != nil {
+		if err := h.send(ctx, func(c *core) { cached <- step(c) }); err != nil {
 			return paas.TaskRecord{}, err
 		}
 		ok, err := receive(ctx, h.s, cached)
@@ -236,14 +236,14 @@ func (h ProverHandle) Status(ctx context.Context, id paas.TaskID) (paas.TaskStat
 		status paas.TaskStatus
 		ok     bool
 	}
-	c := make(chan reply, 1)
-	if err := h.send(ctx, func(st *state) {
-		status, ok := st.status(id)
-		c <- reply{status, ok}
+	out := make(chan reply, 1)
+	if err := h.send(ctx, func(c *core) {
+		status, ok := c.status(id)
+		out <- reply{status, ok}
 	}); err != nil {
 		return paas.TaskStatus{}, err
 	}
-	r, err := receive(ctx, h.s, c)
+	r, err := receive(ctx, h.s, out)
 	if err != nil || r.ok {
 		return r.status, err
 	}
@@ -262,11 +262,11 @@ func (h ProverHandle) Summary(ctx context.Context) (paas.StatusSummary, error) {
 	if err := h.s.live(); err != nil {
 		return paas.StatusSummary{}, err
 	}
-	c := make(chan paas.StatusSummary, 1)
-	if err := h.send(ctx, func(st *state) { c <- st.summary() }); err != nil {
+	out := make(chan paas.StatusSummary, 1)
+	if err := h.send(ctx, func(c *core) { out <- c.summary() }); err != nil {
 		return paas.StatusSummary{}, err
 	}
-	return receive(ctx, h.s, c)
+	return receive(ctx, h.s, out)
 }
 
 // Cancel cancels task id. A Pending or Retrying task is Cancelled when Cancel returns. A
@@ -281,7 +281,7 @@ func (h ProverHandle) Cancel(ctx context.Context, id paas.TaskID) error {
 	}
 	for {
 		ack := make(chan error, 1)
-		rec, err := h.cachedOrStored(ctx, id, func(st *state) bool { return st.cancel(id, ack) })
+		rec, err := h.cachedOrStored(ctx, id, func(c *core) bool { return c.cancel(id, ack) })
 		switch {
 		case err != nil:
 			return err

@@ -16,7 +16,7 @@ import (
 
 // commitTo writes the core's queued writes through store, as the writer does, and commits the
 // store's answers; it returns when nothing is left to write.
-func (c *core) commitTo(store paas.BatchStore) {
+func (c *harness) commitTo(store paas.BatchStore) {
 	for len(c.writes) > 0 {
 		ws := c.writes
 		c.writes = nil
@@ -31,7 +31,7 @@ func (c *core) commitTo(store paas.BatchStore) {
 }
 
 func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.Permanent(errors.New("bad")))
@@ -54,9 +54,9 @@ func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
 // it back: the store holds a newer version, and the Retry reads the task again.
 func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 	store := memory.New()
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("a", paas.BackendNative, 1), nil, true, reply)
+	c.core.submit(record("a", paas.BackendNative, 1), nil, true, reply)
 	c.commitTo(store)
 	id := (<-reply).id
 	c.dispatch()
@@ -101,7 +101,7 @@ func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 }
 
 func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
 	id := c.submit(record("a", paas.BackendNative, 1)) // queued behind busy
@@ -114,7 +114,7 @@ func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
 }
 
 func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	ack := make(chan error, 1)
@@ -128,7 +128,7 @@ func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
 }
 
 func TestStateMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.maxInputWait = 10 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -155,7 +155,7 @@ func TestStateMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
 func TestStateFinalRestartIsCounted(t *testing.T) {
 	retry := noJitter(3)
 	retry.MaxRestarts = 1
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	starts := c.run()
 	assert.Equal(t, 1, starts[0].task.Attempt)
@@ -179,7 +179,7 @@ func TestStateFinalRestartIsCounted(t *testing.T) {
 }
 
 func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	dep := c.submit(record("dep", paas.BackendNative, 1))
 	id := c.submitAfter(record("b", paas.BackendNative, 1), dep)
 	res := make(chan outcome, 1)
@@ -199,7 +199,7 @@ func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
 // Prune keeps the dependencies of unfinished tasks, so one missing at load was pruned while its
 // dependent was being submitted, after Submit had found it Completed: it counts as Completed.
 func TestStateLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	blocked := record("b", paas.BackendNative, 1)
 	blocked.Seq, blocked.State = 2, paas.Blocked
 	pruned := paas.NewTaskID()
@@ -211,7 +211,7 @@ func TestStateLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
 }
 
 func TestStateTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	def := c.submit(record("default", paas.BackendNative, 1))
 	none := record("none", paas.BackendNative, 1)
@@ -223,7 +223,7 @@ func TestStateTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
 }
 
 func TestStateSummaryCountsARetriedTaskOnce(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.Permanent(errors.New("bad")))

@@ -39,7 +39,7 @@ func (r *rewrites) succeeded() { r.delay = writeRetryBase }
 
 // rewrite keeps w, an update that failed, to be written again once the backoff is due. Its task
 // stays writing, and the write in flight, meanwhile.
-func (s *state) rewrite(w paas.Write) {
+func (s *core) rewrite(w paas.Write) {
 	s.inflight++
 	r := &s.rewrites
 	r.writes = append(r.writes, w)
@@ -52,7 +52,7 @@ func (s *state) rewrite(w paas.Write) {
 }
 
 // rewriteDue sends the failed updates to the writer again.
-func (s *state) rewriteDue() {
+func (s *core) rewriteDue() {
 	r := &s.rewrites
 	r.armed = false
 	s.writes = append(s.writes, r.writes...)
@@ -63,7 +63,7 @@ func (s *state) rewriteDue() {
 
 // giveUpRewrites drops the updates waiting to be written again, as Stop does once its ctx has
 // ended: the store keeps each task's previous state, which the next start resumes from.
-func (s *state) giveUpRewrites() {
+func (s *core) giveUpRewrites() {
 	r := &s.rewrites
 	for _, w := range r.writes {
 		s.inflight--

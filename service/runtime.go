@@ -41,8 +41,8 @@ type ProverService struct {
 	active atomic.Int64 // handlers running, for Stop to count those it abandons
 }
 
-// command is a step of the state, sent by a handle and run on the loop.
-type command func(*state)
+// command is a step of the core, sent by a handle and run on the loop.
+type command func(*core)
 
 // ended is the outcome of a handler.
 type ended struct {
@@ -112,10 +112,10 @@ func (s *ProverService) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := newState(s.cfg, s.runnable)
-	st.load(recs, ended)
+	c := newCore(s.cfg, s.runnable)
+	c.load(recs, ended)
 	s.log.Info("service started", zap.Int("unfinished_tasks", len(recs)))
-	go s.run(st)
+	go s.run(c)
 	close(s.started)
 	return nil
 }
@@ -239,17 +239,17 @@ func (s *ProverService) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }
 // handlers included, has returned; or once Stop is called on a service never started.
 func (s *ProverService) Stopped() <-chan struct{} { return s.done }
 
-// run is the service loop: the one goroutine that owns st. It takes one event at a time,
-// applies it to st, then carries out what st asked for. It never blocks on a handler or on the
+// run is the service loop: the one goroutine that owns c. It takes one event at a time,
+// applies it to c, then carries out what c asked for. It never blocks on a handler or on the
 // store: writes go to the writer goroutine as one batch whenever the writer is free, so writes
 // that pile up while the store is busy are committed together.
-func (s *ProverService) run(st *state) {
+func (s *ProverService) run(c *core) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sched := scheduler.New(s.cfg.Clock)
 	batches := make(chan []paas.Write)
 	var helpers, workers sync.WaitGroup
 	helpers.Go(func() { _ = sched.Run(ctx) })
-	helpers.Go(func() { s.write(ctx, batches) })
+	helpers.Go(func() { s.writer(ctx, batches) })
 	defer func() {
 		// The loop leaves only when no handler runs and no write is in flight, so the helpers
 		// are idle and the workers have returned or are about to.
@@ -264,24 +264,24 @@ func (s *ProverService) run(st *state) {
 	writerBusy := false
 	var inWriter, spare []paas.Write
 	for {
-		st.dispatch()
-		s.carryOut(st, sched, &workers)
-		if st.stopping && st.idle() {
+		c.dispatch()
+		s.carryOut(c, sched, &workers)
+		if c.stopping && c.idle() {
 			return
 		}
 		// Backpressure without flags: the send case exists only when there is something to send
 		// and the writer is free to take it.
 		var toWriter chan<- []paas.Write
-		if len(st.writes) > 0 && !writerBusy {
-			s.gather(st)
+		if len(c.writes) > 0 && !writerBusy {
+			s.gather(c)
 			toWriter = batches
 		}
 		select {
 		case cmd := <-s.cmds:
-			cmd(st)
-		case toWriter <- st.writes:
+			cmd(c)
+		case toWriter <- c.writes:
 			// The writer owns the batch until it answers; the next one fills the spare.
-			inWriter, st.writes, spare = st.writes, spare, nil
+			inWriter, c.writes, spare = c.writes, spare, nil
 			writerBusy = true
 		case ws := <-s.results:
 			writerBusy = false
@@ -290,21 +290,21 @@ func (s *ProverService) run(st *state) {
 			clear(inWriter)
 			spare, inWriter = inWriter[:0], nil
 			for _, w := range ws {
-				st.commit(w)
+				c.commit(w)
 			}
 		case e := <-s.ended:
-			st.handlerDone(e.id, e.err)
+			c.handlerDone(e.id, e.err)
 		case d := <-sched.Due():
-			st.due(d)
+			c.due(d)
 		case <-stopping:
-			st.stop()
+			c.stop()
 			stopping = nil
 		case <-aborting:
 			// Stop closes both at once, and the loop may take this one first: stop intake
 			// and dispatch here too, so that nothing starts after the interruption.
-			st.stop()
+			c.stop()
 			stopping = nil
-			st.interrupt()
+			c.interrupt()
 			aborting = nil
 		}
 	}
@@ -314,12 +314,12 @@ func (s *ProverService) run(st *state) {
 // them, before a batch goes to the writer. Without it the first caller to come back would
 // leave alone in a batch of one while the others queue for the next, and batches would
 // alternate small and large. It costs a yield of the processor, not a wait.
-func (s *ProverService) gather(st *state) {
+func (s *ProverService) gather(c *core) {
 	runtime.Gosched()
 	for range maxGather {
 		select {
 		case cmd := <-s.cmds:
-			cmd(st)
+			cmd(c)
 		default:
 			return
 		}
@@ -330,13 +330,13 @@ func (s *ProverService) gather(st *state) {
 // batch back for long.
 const maxGather = 1024
 
-// carryOut empties the outboxes of st other than writes: it sets timers and launches handlers.
-func (s *ProverService) carryOut(st *state, sched *scheduler.RetryScheduler, workers *sync.WaitGroup) {
-	for _, d := range st.timers {
+// carryOut empties the outboxes of c other than writes: it sets timers and launches handlers.
+func (s *ProverService) carryOut(c *core, sched *scheduler.RetryScheduler, workers *sync.WaitGroup) {
+	for _, d := range c.timers {
 		sched.Schedule(d)
 	}
-	st.timers = st.timers[:0]
-	for _, job := range st.starts {
+	c.timers = c.timers[:0]
+	for _, job := range c.starts {
 		h := s.handlers[job.task.RoutingKey]
 		task := job.task
 		task.SaveCheckpoint = func(ctx context.Context, checkpoint []byte) error {
@@ -351,8 +351,8 @@ func (s *ProverService) carryOut(st *state, sched *scheduler.RetryScheduler, wor
 			s.ended <- ended{id: job.task.ID, err: err}
 		})
 	}
-	clear(st.starts)
-	st.starts = st.starts[:0]
+	clear(c.starts)
+	c.starts = c.starts[:0]
 }
 
 // prove runs one attempt, turning a panic into a *paas.PanicError.

@@ -14,23 +14,23 @@ import (
 )
 
 // run dispatches, commits and returns the attempts started.
-func (c *core) run() []start {
+func (c *harness) run() []start {
 	c.dispatch()
 	c.commitAll()
 	return c.takeStarts()
 }
 
 // finishRunning ends the attempt of id with err and commits what follows.
-func (c *core) finishRunning(id paas.TaskID, err error) {
+func (c *harness) finishRunning(id paas.TaskID, err error) {
 	c.handlerDone(id, err)
 	c.commitAll()
 }
 
-func (c *core) submitAfter(rec paas.TaskRecord, deps ...paas.TaskID) paas.TaskID {
+func (c *harness) submitAfter(rec paas.TaskRecord, deps ...paas.TaskID) paas.TaskID {
 	c.t.Helper()
 	rec.DependsOn = deps
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, deps, true, reply)
+	c.core.submit(rec, deps, true, reply)
 	c.commitAll()
 	r := <-reply
 	require.NoError(c.t, r.err)
@@ -38,7 +38,7 @@ func (c *core) submitAfter(rec paas.TaskRecord, deps ...paas.TaskID) paas.TaskID
 }
 
 func TestStateDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submit(record("b", paas.BackendNative, 1))
 	dependent := c.submitAfter(record("c", paas.BackendNative, 1), a, b)
@@ -57,7 +57,7 @@ func TestStateDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
 }
 
 func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
 	d := c.submitAfter(record("d", paas.BackendNative, 1), b)
@@ -77,7 +77,7 @@ func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
 }
 
 func TestStateCancelledDependencyFailsDependent(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
 	ack := make(chan error, 1)
@@ -90,13 +90,13 @@ func TestStateCancelledDependencyFailsDependent(t *testing.T) {
 }
 
 func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	a := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	rec := record("b", paas.BackendNative, 1)
 	rec.DependsOn = []paas.TaskID{a}
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, []paas.TaskID{a}, true, reply)
+	c.core.submit(rec, []paas.TaskID{a}, true, reply)
 	insert := c.writes
 	c.writes = nil
 	c.inflight--
@@ -112,30 +112,30 @@ func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 func withSeq(r paas.TaskRecord, seq uint64) paas.TaskRecord { r.Seq = seq; return r }
 
 func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, true, reply)
+	c.core.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, true, reply)
 	assert.ErrorIs(t, (<-reply).err, errResolve)
 	assert.Empty(t, c.writes)
 }
 
 // Identity is decided first: a duplicate that names itself as a dependency is the task.
 func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	id := c.submit(rec)
 	dup := rec
 	dup.ID = paas.NewTaskID()
 	dup.DependsOn = []paas.TaskID{id}
 	reply := make(chan submitReply, 1)
-	c.state.submit(dup, []paas.TaskID{id}, true, reply)
+	c.core.submit(dup, []paas.TaskID{id}, true, reply)
 	r := <-reply
 	require.NoError(t, r.err)
 	assert.Equal(t, id, r.id)
 }
 
 func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	busy := c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
 	prio := func(name string, p int) paas.TaskID {
@@ -160,7 +160,7 @@ func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
 }
 
 func TestStateHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	first := c.submit(record("first", paas.BackendNative, 1))
 	c.run()
 	heavy := record("heavy", paas.BackendNative, 2)
@@ -177,7 +177,7 @@ func TestStateHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
 }
 
 func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.NotReady(errors.New("block not final"), time.Minute))
@@ -199,7 +199,7 @@ func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
 }
 
 func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.maxInputWait = 30 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -222,7 +222,7 @@ func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
 }
 
 func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	id := c.submit(record("a", paas.BackendNative, 1))
 	starts := c.run()
@@ -241,7 +241,7 @@ func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
 }
 
 func TestStateTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	rec := record("a", paas.BackendNative, 1)
 	rec.Timeout = time.Hour
@@ -255,7 +255,7 @@ func TestStateTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *t
 func TestStateCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
 	retry := noJitter(3)
 	retry.MaxRestarts = 1
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 
@@ -297,7 +297,7 @@ func TestStateCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
 }
 
 func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	ack := make(chan error, 1)
@@ -312,7 +312,7 @@ func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
 }
 
 func TestStateReviveGivesAFreshBudget(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, errors.New("boom"))
@@ -336,7 +336,7 @@ func TestStateReviveGivesAFreshBudget(t *testing.T) {
 }
 
 func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	running := record("dep", paas.BackendNative, 1)
 	running.Seq = 1
 	onUnfinished := record("w1", paas.BackendNative, 1)
@@ -361,7 +361,7 @@ func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
 }
 
 func TestStateDeadlineStillAppliesWhileStopping(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	c.submit(record("a", paas.BackendNative, 1))
 	starts := c.run()

@@ -12,7 +12,7 @@ import (
 	"github.com/zkpaas/paas/scheduler"
 )
 
-// state is the synchronous core of the service: every decision about tasks is a plain method
+// core is the synchronous core of the service: every decision about tasks is a plain method
 // here, and it starts no goroutines and does no I/O. What the decisions require of the outside
 // world goes to three outboxes (writes, starts, timers) that the run loop drains after every
 // step. Tests drive it directly, without channels or timing.
@@ -22,7 +22,7 @@ import (
 // applies it. A task has at most one write in flight; what happens to it meanwhile (a Cancel, a
 // dependency that ends, the end of its handler) is remembered on the task and acted on at
 // commit, by settle.
-type state struct {
+type core struct {
 	retry        paas.RetryConfig
 	timeouts     map[paas.Backend]time.Duration
 	maxInputWait time.Duration
@@ -57,9 +57,9 @@ const numStates = 7 // len(paas.States)
 
 // Kinds of scheduler entries.
 const (
-	dueAttempt  = iota // a Retrying task, or one Blocked on its input, may run again
-	dueDeadline        // the attempt running since then has used up its timeout
-	dueRewrite         // the writes that failed may be tried again
+	dueAttempt  scheduler.Kind = iota // a Retrying task, or one Blocked on its input, may run again
+	dueDeadline                       // the attempt running since then has used up its timeout
+	dueRewrite                        // the writes that failed may be tried again
 )
 
 type task struct {
@@ -127,8 +127,8 @@ var errResolve = errors.New("dependencies ended meanwhile")
 // Cancel that the task they found held is not: they read it again.
 var errReread = errors.New("task changed since it was read")
 
-func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
-	s := &state{
+func newCore(cfg paas.Config, runnable func(paas.TaskRecord) error) *core {
+	s := &core{
 		retry:        *cfg.Retry,
 		timeouts:     cfg.Timeouts,
 		maxInputWait: cfg.MaxInputWait,
@@ -157,7 +157,7 @@ func newState(cfg paas.Config, runnable func(paas.TaskRecord) error) *state {
 // MaxInterruptions, so a task that crashes the process stops looping. ended holds the state of
 // the dependencies of Blocked tasks that are not among recs (zero for one the store does not
 // have).
-func (s *state) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
+func (s *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
 	var blocked []*task
 	unfinished := make(map[paas.TaskID]bool, len(recs))
 	for _, rec := range recs {
@@ -207,7 +207,7 @@ func (s *state) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskStat
 	}
 }
 
-func (s *state) adopt(t *task) *task {
+func (s *core) adopt(t *task) *task {
 	s.tasks[t.rec.ID] = t
 	s.byKey[t.rec.Key] = t
 	s.counts[slot(t.rec.State)]++
@@ -215,13 +215,13 @@ func (s *state) adopt(t *task) *task {
 }
 
 // await makes t wait for dep, a cached unfinished task.
-func (s *state) await(t *task, dep paas.TaskID) {
+func (s *core) await(t *task, dep paas.TaskID) {
 	t.deps++
 	s.dependents[dep] = append(s.dependents[dep], t)
 }
 
 // settle does what a task's newly committed state, and what happened to it meanwhile, asks for.
-func (s *state) settle(t *task) {
+func (s *core) settle(t *task) {
 	st := t.rec.State
 	switch {
 	case st.Final():
@@ -268,17 +268,17 @@ func (s *state) settle(t *task) {
 	}
 }
 
-func (s *state) schedule(id paas.TaskID, at time.Time, kind int) {
+func (s *core) schedule(id paas.TaskID, at time.Time, kind scheduler.Kind) {
 	s.timers = append(s.timers, scheduler.Due{ID: id, At: at, Kind: kind})
 }
 
-func (s *state) enqueue(t *task) {
+func (s *core) enqueue(t *task) {
 	if !s.stopping {
 		s.queues[t.rec.Backend].push(t)
 	}
 }
 
-func (s *state) forget(t *task) {
+func (s *core) forget(t *task) {
 	t.queued = false
 	t.gone = true
 	delete(s.tasks, t.rec.ID)
@@ -286,7 +286,7 @@ func (s *state) forget(t *task) {
 }
 
 // propose asks for t to move to next; edit adjusts the other fields of the new record.
-func (s *state) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)) {
+func (s *core) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)) {
 	if !t.rec.State.CanTransitionTo(next) {
 		s.log.DPanic("illegal task transition", append(taskFields(t.rec), zap.Stringer("to", next))...)
 		return
@@ -297,19 +297,19 @@ func (s *state) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord
 	if edit != nil {
 		edit(&rec)
 	}
-	s.write(t, rec)
+	s.queueWrite(t, rec)
 }
 
-// write queues rec, the next version of t, numbered after the one committed: the store
+// queueWrite queues rec, the next version of t, numbered after the one committed: the store
 // applies it only on top of that one.
-func (s *state) write(t *task, rec paas.TaskRecord) {
+func (s *core) queueWrite(t *task, rec paas.TaskRecord) {
 	rec.Version = t.rec.Version + 1
 	t.writing = true
 	s.inflight++
 	s.writes = append(s.writes, paas.Write{Record: rec})
 }
 
-func (s *state) summary() paas.StatusSummary {
+func (s *core) summary() paas.StatusSummary {
 	c := func(st paas.TaskState) int { return s.counts[slot(st)] }
 	return paas.StatusSummary{
 		Blocked:    c(paas.Blocked),
@@ -323,11 +323,11 @@ func (s *state) summary() paas.StatusSummary {
 }
 
 // idle reports whether nothing is running or being written, so a stopping loop may exit.
-func (s *state) idle() bool { return s.running == 0 && s.inflight == 0 }
+func (s *core) idle() bool { return s.running == 0 && s.inflight == 0 }
 
 // debug logs a task's change at debug level. The fields are built only if the level is on:
 // this runs for every change of every task.
-func (s *state) debug(msg string, rec paas.TaskRecord) {
+func (s *core) debug(msg string, rec paas.TaskRecord) {
 	if ce := s.log.Check(zap.DebugLevel, msg); ce != nil {
 		ce.Write(taskFields(rec)...)
 	}

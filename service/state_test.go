@@ -20,18 +20,18 @@ import (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-type core struct {
-	*state
+type harness struct {
+	*core
 	t     *testing.T
 	clock *clock.Fake
 	seq   uint64
 }
 
-func newCore(t *testing.T, workers map[paas.Backend]int64, retry paas.RetryConfig) *core {
+func newHarness(t *testing.T, workers map[paas.Backend]int64, retry paas.RetryConfig) *harness {
 	fake := clock.NewFake(t0)
 	cfg := paas.Config{Workers: workers, Retry: &retry, Clock: fake}.WithDefaults()
 	require.NoError(t, cfg.Validate())
-	return &core{state: newState(cfg, nil), t: t, clock: fake}
+	return &harness{core: newCore(cfg, nil), t: t, clock: fake}
 }
 
 func noJitter(maxRetries int) paas.RetryConfig {
@@ -47,9 +47,9 @@ func record(program string, backend paas.Backend, weight int64) paas.TaskRecord 
 }
 
 // submit submits rec and commits its insert; it returns the new task's id.
-func (c *core) submit(rec paas.TaskRecord) paas.TaskID {
+func (c *harness) submit(rec paas.TaskRecord) paas.TaskID {
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, nil, true, reply)
+	c.core.submit(rec, nil, true, reply)
 	c.commitAll()
 	r := <-reply
 	require.NoError(c.t, r.err)
@@ -57,7 +57,7 @@ func (c *core) submit(rec paas.TaskRecord) paas.TaskID {
 }
 
 // commitAll acknowledges every queued write as stored and returns the records written.
-func (c *core) commitAll() []paas.TaskRecord {
+func (c *harness) commitAll() []paas.TaskRecord {
 	var out []paas.TaskRecord
 	for len(c.writes) > 0 {
 		ws := c.writes
@@ -76,13 +76,13 @@ func (c *core) commitAll() []paas.TaskRecord {
 }
 
 // takeStarts returns the handlers the core asked to launch, by task id.
-func (c *core) takeStarts() []start {
+func (c *harness) takeStarts() []start {
 	s := c.starts
 	c.starts = nil
 	return s
 }
 
-func (c *core) state_(id paas.TaskID) paas.TaskState {
+func (c *harness) state_(id paas.TaskID) paas.TaskState {
 	st, ok := c.status(id)
 	if !ok {
 		return 0
@@ -91,7 +91,7 @@ func (c *core) state_(id paas.TaskID) paas.TaskState {
 }
 
 func TestStateRunsTaskThroughToCompleted(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	assert.Equal(t, paas.Pending, c.state_(id))
 	assert.Equal(t, 1, c.summary().Pending)
@@ -123,13 +123,13 @@ func TestStateRunsTaskThroughToCompleted(t *testing.T) {
 }
 
 func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, nil, true, r1)
+	c.core.submit(rec, nil, true, r1)
 	dup := rec
 	dup.ID = paas.NewTaskID()
-	c.state.submit(dup, nil, true, r2)
+	c.core.submit(dup, nil, true, r2)
 	require.Len(t, c.writes, 1, "one insert for two submits of the same key")
 	c.commitAll()
 	a, b := <-r1, <-r2
@@ -138,16 +138,16 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 
 	// Once cached, a duplicate is answered without touching the store.
 	r3 := make(chan submitReply, 1)
-	c.state.submit(dup, nil, true, r3)
+	c.core.submit(dup, nil, true, r3)
 	assert.Empty(t, c.writes)
 	assert.Equal(t, rec.ID, (<-r3).id)
 }
 
 func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
-	c.state.submit(rec, nil, true, reply)
+	c.core.submit(rec, nil, true, reply)
 	require.True(t, c.writes[0].Insert)
 	c.writes = nil
 	existing := rec
@@ -162,11 +162,11 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 }
 
 func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
-	c.state.submit(rec, nil, true, r1)
-	c.state.submit(rec, nil, true, r2)
+	c.core.submit(rec, nil, true, r1)
+	c.core.submit(rec, nil, true, r2)
 	boom := errors.New("disk full")
 	w := c.writes[0]
 	c.writes = nil
@@ -180,7 +180,7 @@ func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
 }
 
 func TestStateDispatchIsFIFOWithinBackendAndBoundedByWorkers(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendSP1: 2, paas.BackendRisc0: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendSP1: 2, paas.BackendRisc0: 1}, noJitter(3))
 	var sp1 []paas.TaskID
 	for i := range 5 {
 		sp1 = append(sp1, c.submit(record(fmt.Sprint("s", i), paas.BackendSP1, 1)))
@@ -206,7 +206,7 @@ func TestStateDispatchIsFIFOWithinBackendAndBoundedByWorkers(t *testing.T) {
 }
 
 func TestStateHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendSP1: 2}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendSP1: 2}, noJitter(3))
 	light1 := c.submit(record("l1", paas.BackendSP1, 1))
 	heavy := c.submit(record("h", paas.BackendSP1, 2))
 	light2 := c.submit(record("l2", paas.BackendSP1, 1))
@@ -228,7 +228,7 @@ func TestStateHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
 }
 
 func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	boom := errors.New("prover busy")
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -257,7 +257,7 @@ func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) 
 }
 
 func TestStateRetryAfterOverridesBackoff(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -269,7 +269,7 @@ func TestStateRetryAfterOverridesBackoff(t *testing.T) {
 }
 
 func TestStateStaleDueIsIgnored(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -315,7 +315,7 @@ func TestJudgeSortsHandlerErrors(t *testing.T) {
 }
 
 func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
 	c.wait(id, res)
@@ -327,7 +327,7 @@ func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
 }
 
 func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	running := c.submit(record("a", paas.BackendNative, 1))
 	queued := c.submit(record("b", paas.BackendNative, 1))
 	c.dispatch()
@@ -349,7 +349,7 @@ func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
 }
 
 func TestStateCancelRetryingTask(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -365,7 +365,7 @@ func TestStateCancelRetryingTask(t *testing.T) {
 }
 
 func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -384,7 +384,7 @@ func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
 }
 
 func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))
 	c.dispatch()
@@ -404,7 +404,7 @@ func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
 }
 
 func TestStateCancelFinishingTaskSaysFinished(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -417,7 +417,7 @@ func TestStateCancelFinishingTaskSaysFinished(t *testing.T) {
 }
 
 func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	running := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -440,7 +440,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	assert.False(t, c.idle(), "a handler still runs")
 
 	reply := make(chan submitReply, 1)
-	c.state.submit(record("d", paas.BackendNative, 1), nil, true, reply)
+	c.core.submit(record("d", paas.BackendNative, 1), nil, true, reply)
 	assert.ErrorIs(t, (<-reply).err, paas.ErrStopped)
 
 	c.interrupt()
@@ -454,7 +454,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 }
 
 func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(1))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(1))
 	pending := record("p", paas.BackendNative, 1)
 	pending.Seq = 1
 	retrying := record("r", paas.BackendNative, 1)
@@ -488,7 +488,7 @@ func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
 func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 	fake := clock.NewFake(t0)
 	cfg := paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}, Clock: fake}.WithDefaults()
-	st := newState(cfg, func(r paas.TaskRecord) error {
+	st := newCore(cfg, func(r paas.TaskRecord) error {
 		if r.Backend != paas.BackendNative {
 			return paas.ErrUnknownBackend
 		}
@@ -500,7 +500,7 @@ func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 }
 
 func TestStateUnwaitForgetsWaiter(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
 	c.wait(id, res)
@@ -513,7 +513,7 @@ func TestStateUnwaitForgetsWaiter(t *testing.T) {
 }
 
 func TestStateWriteGivenUpTellsWaitersAndFreesTheSlot(t *testing.T) {
-	c := newCore(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))
 	res := make(chan outcome, 1)

@@ -7,10 +7,10 @@ import (
 	"github.com/zkpaas/paas"
 )
 
-// write persists batches from the loop and sends back the store's answers. A batch is every
+// writer persists batches from the loop and sends back the store's answers. A batch is every
 // write that piled up while the previous one was being committed; a BatchStore commits it in
 // one transaction (group commit), so a busy service pays one sync to disk for many writes.
-func (s *ProverService) write(ctx context.Context, batches <-chan []paas.Write) {
+func (s *ProverService) writer(ctx context.Context, batches <-chan []paas.Write) {
 	for {
 		select {
 		case batch := <-batches:
