@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"github.com/zkpaas/paas"
 )
@@ -79,3 +81,71 @@ func entryAgrees(e indexEntry, rec paas.TaskRecord) error {
 
 // seqKey returns the key of the index entry of Seq seq.
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// indexFinished is the flag of an index entry whose task is in a final state. No other flag
+// is defined: an entry with another bit set is damaged.
+const indexFinished byte = 1
+
+// indexEntry is an entry of the index bucket, decoded.
+type indexEntry struct {
+	seq      uint64
+	finished bool
+	id       paas.TaskID
+	// key is the TaskKey. It points into the stored value, which may be bbolt's memory map,
+	// valid only in the transaction: convert it to copy it.
+	key []byte
+}
+
+// encodeIndexEntry returns the value of a task's entry in the index bucket, stored under its
+// Seq (8 bytes, big-endian), version 1:
+//
+//	version   1 byte, 1
+//	flags     1 byte: indexFinished if the task is in a final state, else 0
+//	ID        16 bytes
+//	Key       the bytes up to the checksum, at least one
+//	checksum  4 bytes, big-endian: CRC-32C of everything before it
+//
+// The entry changes only when its task moves between unfinished and final, and then only its
+// flags (and checksum), so it keeps its size.
+func encodeIndexEntry(finished bool, id paas.TaskID, key paas.TaskKey) []byte {
+	var flags byte
+	if finished {
+		flags = indexFinished
+	}
+	b := make([]byte, 0, 2+len(id)+len(key)+crcLen)
+	b = append(b, indexV1, flags)
+	b = append(b, id[:]...)
+	b = append(b, key...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeIndexEntry parses the entry k → v of the index bucket. Every error is a
+// *CorruptRecordError, naming the task if the entry passed its checksum and holds an id.
+func decodeIndexEntry(k, v []byte) (indexEntry, error) {
+	var e indexEntry
+	if len(k) != 8 {
+		return e, &CorruptRecordError{Err: fmt.Errorf("index entry under a key of %d bytes, not a seq: %x", len(k), k)}
+	}
+	e.seq = binary.BigEndian.Uint64(k)
+	body, err := checkEnvelope(v, indexV1)
+	if err != nil {
+		return e, &CorruptRecordError{Err: fmt.Errorf("index entry at seq %d: %w", e.seq, err)}
+	}
+	const idEnd = 1 + len(paas.TaskID{})
+	if len(body) >= idEnd {
+		e.id = paas.TaskID(body[1:idEnd])
+	}
+	switch {
+	case len(body) <= idEnd:
+		err = fmt.Errorf("truncated: %d bytes, no key", len(v))
+	case body[0]&^indexFinished != 0:
+		err = fmt.Errorf("unknown flags %#x", body[0])
+	case e.id.IsZero():
+		err = errors.New("zero task id")
+	default:
+		e.finished = body[0]&indexFinished != 0
+		e.key = body[idEnd:]
+		return e, nil
+	}
+	return e, &CorruptRecordError{ID: e.id, Err: fmt.Errorf("index entry at seq %d: %w", e.seq, err)}
+}

@@ -2,8 +2,10 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"go.etcd.io/bbolt"
 
@@ -80,6 +82,40 @@ func (s *Store) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error
 	})
 	if err != nil {
 		return handler.Proof{}, wrap(err, "bolt: get proof of task %s", id)
+	}
+	return p, nil
+}
+
+// encodeProof returns the stored form of a proof, version 1: the version byte, then Backend,
+// Receipt and PublicValues each as a uvarint length and the bytes, then a CRC-32C as in a
+// record. An empty Receipt or PublicValues reads back as nil.
+func encodeProof(p handler.Proof) []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(p.Backend)+len(p.Receipt)+len(p.PublicValues)+crcLen)
+	b = append(b, proofV1)
+	b = appendBytes(b, []byte(p.Backend))
+	b = appendBytes(b, p.Receipt)
+	b = appendBytes(b, p.PublicValues)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeProof parses a value of the proofs bucket stored under id. Every error is a
+// *CorruptRecordError naming id. The proof shares no memory with b.
+func decodeProof(id paas.TaskID, b []byte) (handler.Proof, error) {
+	body, err := checkEnvelope(b, proofV1)
+	if err != nil {
+		return handler.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", err)}
+	}
+	r := reader{b: body}
+	p := handler.Proof{
+		Backend:      paas.Backend(r.bytes()),
+		Receipt:      r.bytesOrNil(),
+		PublicValues: r.bytesOrNil(),
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return handler.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", r.err)}
 	}
 	return p, nil
 }
