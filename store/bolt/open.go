@@ -11,6 +11,30 @@ import (
 	"github.com/zkpaas/paas"
 )
 
+// Open opens the store in the file at path, creating the file if it does not exist (but not
+// its directory). It fails with an error wrapping ErrLocked if another process holds the file
+// for longer than opts.LockTimeout, and with a *DamagedFileError if the file is damaged: Open
+// checks its whole structure before bbolt reads it, which costs a read of the file. A nil
+// opts means the defaults.
+func Open(path string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.FileMode == 0 {
+		o.FileMode = DefaultFileMode
+	}
+
+	db, keys, err := openFile(path, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, path: path, keys: keys, pruneBatch: defaultPruneBatch}, nil
+}
+
 // openFile is Open once the options have their defaults: it checks the structure of the file
 // before bbolt maps it (see checkBeforeOpen), opens it with bbolt, creates the buckets, and
 // loads the keys of the index.
@@ -80,4 +104,30 @@ func openError(path string, err error) error {
 		return err
 	}
 	return fmt.Errorf("bolt: open %s: %w", path, err)
+}
+
+// loadKeys reads the key of every task from the index. The keys are kept there, apart from
+// the records, so that the key of a task whose record is damaged is still known: a second
+// Insert of it then reports the damage instead of creating a duplicate task. A damaged or
+// missing index entry fails Open for the same reason.
+func loadKeys(db *bbolt.DB) (map[paas.TaskKey]paas.TaskID, error) {
+	var keys map[paas.TaskKey]paas.TaskID
+	err := db.View(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		// One key per Seq given and not pruned, so size the map once; the cap bounds what a
+		// damaged sequence could make it allocate before the scan reports the damage.
+		var size uint64
+		if last, pruned := b.tasks.Sequence(), b.index.Sequence(); pruned < last {
+			size = last - pruned
+		}
+		keys = make(map[paas.TaskKey]paas.TaskID, min(size, 1<<20))
+		return scanIndex(b, func(e indexEntry) error {
+			keys[paas.TaskKey(e.key)] = e.id
+			return nil
+		})
+	})
+	return keys, err
 }

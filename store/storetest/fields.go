@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
@@ -163,4 +164,92 @@ func testWriteBatchAllFields(t *testing.T, s paas.BatchStore) {
 	require.Equal(t, []paas.TaskID{existing.ID, inserted.ID}, recordIDs(got))
 	RequireRecordEqual(t, updated, got[0], "Unfinished after WriteBatch must return every field")
 	RequireRecordEqual(t, inserted, got[1], "Unfinished after WriteBatch must return every field")
+}
+
+func testNoSharedMemory(t *testing.T, s paas.TaskStore) {
+	// Each case scribbles on the Program, DependsOn and Checkpoint slices the caller holds and
+	// checks that the store did not see it. The service mutates records it has handed over, so
+	// sharing would corrupt the store.
+	requireIntact := func(t *testing.T, want paas.TaskRecord) {
+		t.Helper()
+		got, err := s.Get(t.Context(), want.ID)
+		require.NoError(t, err)
+		requireSlicesEqual(t, want, got)
+	}
+
+	t.Run("InsertArgument", func(t *testing.T) {
+		rec := withAllFields(NewRecord("insert argument"), 1)
+		want := rec.Clone()
+		mustInsert(t, s, rec)
+		scribble(rec)
+		requireIntact(t, want)
+	})
+	t.Run("InsertResult", func(t *testing.T) {
+		got := mustInsert(t, s, withAllFields(NewRecord("insert result"), 2))
+		want := got.Clone()
+		scribble(got)
+		requireIntact(t, want)
+	})
+	t.Run("DuplicateInsertResult", func(t *testing.T) {
+		orig := mustInsert(t, s, withAllFields(NewRecord("duplicate result"), 3))
+		want := orig.Clone()
+		got := mustInsert(t, s, NewRecord("duplicate result"))
+		require.Equal(t, orig.ID, got.ID)
+		scribble(got)
+		requireIntact(t, want)
+	})
+	t.Run("GetResult", func(t *testing.T) {
+		rec := mustInsert(t, s, withAllFields(NewRecord("get result"), 4))
+		want := rec.Clone()
+		got, err := s.Get(t.Context(), rec.ID)
+		require.NoError(t, err)
+		scribble(got)
+		requireIntact(t, want)
+	})
+	t.Run("UpdateArgument", func(t *testing.T) {
+		rec := mustInsert(t, s, NewRecord("update argument"))
+		rec = withAllFields(rec, 5)
+		rec.State = paas.InProgress
+		rec.Program = []byte("update argument")
+		want := rec.Clone()
+		require.NoError(t, s.Update(t.Context(), rec))
+		scribble(rec)
+		requireIntact(t, want)
+	})
+	t.Run("UnfinishedResult", func(t *testing.T) {
+		rec := mustInsert(t, s, withAllFields(NewRecord("unfinished result"), 6))
+		want := rec.Clone()
+		got, err := s.Unfinished(t.Context())
+		require.NoError(t, err)
+		for _, r := range got {
+			scribble(r)
+		}
+		requireIntact(t, want)
+	})
+}
+
+func testTimesRoundTrip(t *testing.T, s paas.TaskStore) {
+	ctx := t.Context()
+	// Distinct times with sub-second parts, so that a store that swaps fields or drops
+	// fractions fails.
+	base := time.Date(2031, time.March, 4, 5, 6, 7, 891_234_000, time.UTC)
+	rec := NewRecord("times")
+	rec.CreatedAt = base
+	rec.UpdatedAt = base.Add(1_001 * time.Microsecond)
+	got := mustInsert(t, s, rec)
+	RequireRecordEqual(t, withSeq(rec, got.Seq), got)
+
+	rec = got
+	rec.State = paas.Retrying
+	rec.Attempts = 1
+	rec.UpdatedAt = base.Add(2 * time.Second)
+	rec.NextAttemptAt = base.Add(time.Minute + 333*time.Microsecond)
+	require.NoError(t, s.Update(ctx, rec))
+
+	stored, err := s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	assert.True(t, stored.CreatedAt.Equal(base), "CreatedAt: want %v, got %v", base, stored.CreatedAt)
+	assert.True(t, stored.UpdatedAt.Equal(rec.UpdatedAt), "UpdatedAt: want %v, got %v", rec.UpdatedAt, stored.UpdatedAt)
+	assert.True(t, stored.NextAttemptAt.Equal(rec.NextAttemptAt), "NextAttemptAt: want %v, got %v", rec.NextAttemptAt, stored.NextAttemptAt)
+	RequireRecordEqual(t, rec, stored)
 }

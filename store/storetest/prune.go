@@ -217,3 +217,38 @@ func testPruneConcurrentInsert(t *testing.T, s paas.TaskStore) {
 		require.Equal(t, len(want), mustPrune(t, s, cutoff), "round %d", round)
 	}
 }
+
+// testPruneKeepsDependencies checks that Prune keeps a finished task while an unfinished task
+// depends on it, and deletes it once none does.
+func testPruneKeepsDependencies(t *testing.T, s paas.TaskStore) {
+	ctx := t.Context()
+	dep := mustInsert(t, s, NewRecord("dependency"))
+	dep.State = paas.Completed
+	require.NoError(t, s.Update(ctx, dep))
+	lone := mustInsert(t, s, NewRecord("no dependents"))
+	lone.State = paas.Completed
+	require.NoError(t, s.Update(ctx, lone))
+
+	dependent := NewRecord("dependent")
+	dependent.State = paas.Blocked
+	dependent.DependsOn = []paas.TaskID{paas.NewTaskID(), dep.ID}
+	dependent = mustInsert(t, s, dependent)
+
+	later := dependent.UpdatedAt.Add(time.Hour)
+	n, err := s.Prune(ctx, later)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "Prune must delete only the task no unfinished task depends on")
+	_, err = s.Get(ctx, lone.ID)
+	require.ErrorIs(t, err, paas.ErrTaskNotFound)
+	got, err := s.Get(ctx, dep.ID)
+	require.NoError(t, err, "Prune must keep a task that an unfinished task depends on")
+	RequireRecordEqual(t, dep, got)
+
+	dependent.State = paas.Completed
+	require.NoError(t, s.Update(ctx, dependent))
+	n, err = s.Prune(ctx, later)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "once its dependents have finished, a dependency is pruned like any task")
+	_, err = s.Get(ctx, dep.ID)
+	require.ErrorIs(t, err, paas.ErrTaskNotFound)
+}
