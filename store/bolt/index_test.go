@@ -175,7 +175,7 @@ func TestCorruptIndex(t *testing.T) {
 
 // The converse of FlaggedUnfinishedRecordFinal above: an entry flagged finished for a task whose
 // record is not final. Unfinished cannot see it, since it reads no record of a task flagged
-// finished (the bucket comment in bolt.go says why), and leaves the task out. The entry is
+// finished (the bucket comment in buckets.go says why), and leaves the task out. The entry is
 // written with its checksum, so no flipped bit makes it: only a bug of the store could. What
 // the store does check is the entry it replaces when the task finishes, and there it must
 // report the damage rather than write over it.
