@@ -159,3 +159,34 @@ type BatchStore interface {
 	// before WriteBatch returns, and all of it is after.
 	WriteBatch(ctx context.Context, writes []Write) []WriteResult
 }
+
+// Proof is what a Host produces for one program.
+type Proof struct {
+	// Backend is the backend that produced the proof.
+	Backend Backend
+	// Receipt is the backend's proof bytes. It is empty for BackendNative, which runs the
+	// program without proving it.
+	Receipt []byte
+	// PublicValues is the program's public output, committed to by the proof.
+	PublicValues []byte
+}
+
+// ProofStorer stores proofs. The service runs tasks at least once, so StoreProof may be called
+// again for a task whose proof is already stored, and must then succeed.
+type ProofStorer interface {
+	StoreProof(ctx context.Context, id TaskID, proof Proof) error
+}
+
+// ProofStorerFunc adapts a function to a ProofStorer.
+type ProofStorerFunc func(ctx context.Context, id TaskID, proof Proof) error
+
+// StoreProof implements ProofStorer by calling f.
+func (f ProofStorerFunc) StoreProof(ctx context.Context, id TaskID, proof Proof) error {
+	return f(ctx, id, proof)
+}
+
+// ProofReader reads back stored proofs. The stores of package store keep proofs and are
+// ProofReaders.
+type ProofReader interface {
+	Proof(ctx context.Context, id TaskID) (Proof, error)
+}

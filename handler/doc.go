@@ -19,8 +19,8 @@
 //  2. pick the Host that proves on task.Backend with its HostResolver (a HostMap is enough
 //     when there is one host per backend);
 //  3. fetch the program's input with its InputFetcher (blocks, state, witnesses...);
-//  4. prove the input on the host, which returns a Proof;
-//  5. store the proof under the task ID with its ProofStorer.
+//  4. prove the input on the host, which returns a paas.Proof;
+//  5. store the proof under the task ID with its paas.ProofStorer.
 //
 // Each piece is a one-method interface with a Func adapter, so a closure will do:
 //
@@ -32,7 +32,7 @@
 //			paas.BackendSP1:    sp1Host,
 //			paas.BackendNative: handler.NativeHost[int]{Run: runFib},
 //		},
-//		Storer: proofs, // a ProofStorer backed by your database
+//		Storer: proofs, // a paas.ProofStorer backed by your database
 //	}
 //
 // NativeHost runs a program without proving it, which is useful for tests and for checking a

@@ -31,7 +31,7 @@ func fib(n int) int {
 func ExampleRemoteProofHandler() {
 	var (
 		mu     sync.Mutex
-		proofs = map[paas.TaskID]handler.Proof{}
+		proofs = map[paas.TaskID]paas.Proof{}
 	)
 	h := &handler.RemoteProofHandler[fibProgram, int]{
 		// A real fetcher would load blocks or a witness; fib's input is just N.
@@ -44,7 +44,7 @@ func ExampleRemoteProofHandler() {
 			}},
 		},
 		// Storing under the task ID makes a repeated attempt overwrite, not duplicate.
-		Storer: handler.ProofStorerFunc(func(_ context.Context, id paas.TaskID, p handler.Proof) error {
+		Storer: paas.ProofStorerFunc(func(_ context.Context, id paas.TaskID, p paas.Proof) error {
 			mu.Lock()
 			defer mu.Unlock()
 			proofs[id] = p
@@ -131,7 +131,7 @@ func ExampleDependencyProofs() {
 	proofs := memory.NewProofStore()
 	a, b := paas.NewTaskID(), paas.NewTaskID()
 	for id, sum := range map[paas.TaskID]string{a: "1275", b: "3775"} {
-		if err := proofs.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendNative, PublicValues: []byte(sum)}); err != nil {
+		if err := proofs.StoreProof(ctx, id, paas.Proof{Backend: paas.BackendNative, PublicValues: []byte(sum)}); err != nil {
 			log.Fatal(err)
 		}
 	}

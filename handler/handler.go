@@ -32,17 +32,6 @@ type ProofHandlerFunc func(ctx context.Context, task paas.Task) error
 // Prove implements ProofHandler by calling f.
 func (f ProofHandlerFunc) Prove(ctx context.Context, task paas.Task) error { return f(ctx, task) }
 
-// Proof is what a Host produces for one program.
-type Proof struct {
-	// Backend is the backend that produced the proof.
-	Backend paas.Backend
-	// Receipt is the backend's proof bytes. It is empty for paas.BackendNative, which runs the
-	// program without proving it.
-	Receipt []byte
-	// PublicValues is the program's public output, committed to by the proof.
-	PublicValues []byte
-}
-
 // InputFetcher fetches the input a program is proven on, such as blocks or a witness.
 // Its errors are transient unless wrapped with paas.Permanent.
 type InputFetcher[P, I any] interface {
@@ -55,18 +44,4 @@ type InputFetcherFunc[P, I any] func(ctx context.Context, program P) (I, error)
 // FetchInput implements InputFetcher by calling f.
 func (f InputFetcherFunc[P, I]) FetchInput(ctx context.Context, program P) (I, error) {
 	return f(ctx, program)
-}
-
-// ProofStorer stores proofs. The service runs tasks at least once, so StoreProof may be called
-// again for a task whose proof is already stored, and must then succeed.
-type ProofStorer interface {
-	StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error
-}
-
-// ProofStorerFunc adapts a function to a ProofStorer.
-type ProofStorerFunc func(ctx context.Context, id paas.TaskID, proof Proof) error
-
-// StoreProof implements ProofStorer by calling f.
-func (f ProofStorerFunc) StoreProof(ctx context.Context, id paas.TaskID, proof Proof) error {
-	return f(ctx, id, proof)
 }

@@ -28,15 +28,15 @@ type fixture struct {
 	h       *handler.RemoteProofHandler[testProgram, int]
 	fetched []testProgram
 	proved  []int
-	stored  map[paas.TaskID]handler.Proof
+	stored  map[paas.TaskID]paas.Proof
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{stored: map[paas.TaskID]handler.Proof{}}
-	host := handler.HostFunc[int](func(_ context.Context, in int) (handler.Proof, error) {
+	f := &fixture{stored: map[paas.TaskID]paas.Proof{}}
+	host := handler.HostFunc[int](func(_ context.Context, in int) (paas.Proof, error) {
 		f.proved = append(f.proved, in)
-		return handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte(strconv.Itoa(in * 2))}, nil
+		return paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte(strconv.Itoa(in * 2))}, nil
 	})
 	f.h = &handler.RemoteProofHandler[testProgram, int]{
 		Fetcher: handler.InputFetcherFunc[testProgram, int](func(_ context.Context, p testProgram) (int, error) {
@@ -44,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 			return p.N + 1, nil
 		}),
 		Resolver: handler.HostMap[testProgram, int]{paas.BackendSP1: host},
-		Storer: handler.ProofStorerFunc(func(_ context.Context, id paas.TaskID, p handler.Proof) error {
+		Storer: paas.ProofStorerFunc(func(_ context.Context, id paas.TaskID, p paas.Proof) error {
 			f.stored[id] = p
 			return nil
 		}),
@@ -69,7 +69,7 @@ func TestRemoteProofHandlerStoresProof(t *testing.T) {
 	assert.Equal(t, []testProgram{{N: 20}}, f.fetched)
 	assert.Equal(t, []int{21}, f.proved)
 	require.Len(t, f.stored, 1)
-	assert.Equal(t, handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("42")}, f.stored[tk.ID])
+	assert.Equal(t, paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("42")}, f.stored[tk.ID])
 }
 
 func TestRemoteProofHandlerDecodeFailureIsPermanent(t *testing.T) {
@@ -162,8 +162,8 @@ func TestRemoteProofHandlerPermanentFetchErrorSurvives(t *testing.T) {
 func TestRemoteProofHandlerRetryAfterFromHostSurvives(t *testing.T) {
 	f := newFixture(t)
 	f.h.Resolver = handler.HostMap[testProgram, int]{
-		paas.BackendSP1: handler.HostFunc[int](func(context.Context, int) (handler.Proof, error) {
-			return handler.Proof{}, paas.RetryAfter(errors.New("prover busy"), 30*time.Second)
+		paas.BackendSP1: handler.HostFunc[int](func(context.Context, int) (paas.Proof, error) {
+			return paas.Proof{}, paas.RetryAfter(errors.New("prover busy"), 30*time.Second)
 		}),
 	}
 
@@ -181,7 +181,7 @@ func TestRemoteProofHandlerRetryAfterFromHostSurvives(t *testing.T) {
 func TestRemoteProofHandlerStoreErrorIsReturned(t *testing.T) {
 	f := newFixture(t)
 	errDB := errors.New("db down")
-	f.h.Storer = handler.ProofStorerFunc(func(context.Context, paas.TaskID, handler.Proof) error { return errDB })
+	f.h.Storer = paas.ProofStorerFunc(func(context.Context, paas.TaskID, paas.Proof) error { return errDB })
 
 	err := f.h.Prove(t.Context(), task(t, testProgram{N: 1}, paas.BackendSP1))
 
@@ -192,8 +192,8 @@ func TestRemoteProofHandlerStoreErrorIsReturned(t *testing.T) {
 func TestRemoteProofHandlerFillsProofBackend(t *testing.T) {
 	f := newFixture(t)
 	f.h.Resolver = handler.HostMap[testProgram, int]{
-		"gpu-farm": handler.HostFunc[int](func(context.Context, int) (handler.Proof, error) {
-			return handler.Proof{Receipt: []byte("r")}, nil
+		"gpu-farm": handler.HostFunc[int](func(context.Context, int) (paas.Proof, error) {
+			return paas.Proof{Receipt: []byte("r")}, nil
 		}),
 	}
 	tk := task(t, testProgram{N: 1}, "gpu-farm")
@@ -218,12 +218,12 @@ func TestRemoteProofHandlerPassesContext(t *testing.T) {
 			return p.N, nil
 		}),
 		Resolver: handler.HostMap[testProgram, int]{
-			paas.BackendSP1: handler.HostFunc[int](func(ctx context.Context, in int) (handler.Proof, error) {
+			paas.BackendSP1: handler.HostFunc[int](func(ctx context.Context, in int) (paas.Proof, error) {
 				record("prove", ctx)
-				return handler.Proof{}, nil
+				return paas.Proof{}, nil
 			}),
 		},
-		Storer: handler.ProofStorerFunc(func(ctx context.Context, _ paas.TaskID, _ handler.Proof) error {
+		Storer: paas.ProofStorerFunc(func(ctx context.Context, _ paas.TaskID, _ paas.Proof) error {
 			record("store", ctx)
 			return nil
 		}),
@@ -339,7 +339,7 @@ func TestRemoteProofHandlerValidate(t *testing.T) {
 // namedHost is a Host that is comparable, so tests can tell which one was resolved.
 type namedHost string
 
-func (namedHost) Prove(context.Context, int) (handler.Proof, error) { return handler.Proof{}, nil }
+func (namedHost) Prove(context.Context, int) (paas.Proof, error) { return paas.Proof{}, nil }
 
 func TestHostMapResolveHost(t *testing.T) {
 	m := handler.HostMap[testProgram, int]{
@@ -372,7 +372,7 @@ func TestNativeHost(t *testing.T) {
 	p, err := h.Prove(ctx, 12)
 
 	require.NoError(t, err)
-	assert.Equal(t, handler.Proof{Backend: paas.BackendNative, PublicValues: []byte("144")}, p)
+	assert.Equal(t, paas.Proof{Backend: paas.BackendNative, PublicValues: []byte("144")}, p)
 	assert.Empty(t, p.Receipt, "the native backend proves nothing")
 }
 
@@ -404,12 +404,12 @@ func TestProofHandlerFunc(t *testing.T) {
 	assert.Equal(t, want, got)
 }
 
-type proofMap map[paas.TaskID]handler.Proof
+type proofMap map[paas.TaskID]paas.Proof
 
-func (m proofMap) Proof(_ context.Context, id paas.TaskID) (handler.Proof, error) {
+func (m proofMap) Proof(_ context.Context, id paas.TaskID) (paas.Proof, error) {
 	p, ok := m[id]
 	if !ok {
-		return handler.Proof{}, errors.New("no proof")
+		return paas.Proof{}, errors.New("no proof")
 	}
 	return p, nil
 }
@@ -420,7 +420,7 @@ func TestDependencyProofsReadsTheProofsOfTheTaskInTheContext(t *testing.T) {
 	ctx := paas.ContextWithTask(context.Background(), paas.Task{ID: paas.NewTaskID(), DependsOn: []paas.TaskID{b, a}})
 	got, err := handler.DependencyProofs(ctx, proofs)
 	require.NoError(t, err)
-	assert.Equal(t, []handler.Proof{{Receipt: []byte("b")}, {Receipt: []byte("a")}}, got, "in DependsOn order")
+	assert.Equal(t, []paas.Proof{{Receipt: []byte("b")}, {Receipt: []byte("a")}}, got, "in DependsOn order")
 
 	_, err = handler.DependencyProofs(context.Background(), proofs)
 	assert.ErrorIs(t, err, handler.ErrNoTask)

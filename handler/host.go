@@ -10,14 +10,14 @@ import (
 // Host proves inputs on one backend, locally or by calling a remote prover.
 // Its errors are transient unless wrapped with paas.Permanent or paas.RetryAfter.
 type Host[I any] interface {
-	Prove(ctx context.Context, input I) (Proof, error)
+	Prove(ctx context.Context, input I) (paas.Proof, error)
 }
 
 // HostFunc adapts a function to a Host.
-type HostFunc[I any] func(ctx context.Context, input I) (Proof, error)
+type HostFunc[I any] func(ctx context.Context, input I) (paas.Proof, error)
 
 // Prove implements Host by calling f.
-func (f HostFunc[I]) Prove(ctx context.Context, input I) (Proof, error) { return f(ctx, input) }
+func (f HostFunc[I]) Prove(ctx context.Context, input I) (paas.Proof, error) { return f(ctx, input) }
 
 // HostResolver picks the Host that proves a program on a backend. Its errors fail the task
 // permanently: the program and backend of a task never change, so neither would the answer.
@@ -55,16 +55,16 @@ type NativeHost[I any] struct {
 
 var _ Host[struct{}] = NativeHost[struct{}]{}
 
-// Prove implements Host. The returned Proof has Backend paas.BackendNative, no Receipt, and
+// Prove implements Host. The returned paas.Proof has Backend paas.BackendNative, no Receipt, and
 // Run's output as PublicValues. Errors from Run are returned as they are; a nil Run is a
 // configuration error wrapping ErrIncomplete, and permanent.
-func (h NativeHost[I]) Prove(ctx context.Context, input I) (Proof, error) {
+func (h NativeHost[I]) Prove(ctx context.Context, input I) (paas.Proof, error) {
 	if h.Run == nil {
-		return Proof{}, paas.Permanent(fmt.Errorf("%w: NativeHost has no Run", ErrIncomplete))
+		return paas.Proof{}, paas.Permanent(fmt.Errorf("%w: NativeHost has no Run", ErrIncomplete))
 	}
 	out, err := h.Run(ctx, input)
 	if err != nil {
-		return Proof{}, err
+		return paas.Proof{}, err
 	}
-	return Proof{Backend: paas.BackendNative, PublicValues: out}, nil
+	return paas.Proof{Backend: paas.BackendNative, PublicValues: out}, nil
 }

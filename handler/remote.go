@@ -22,7 +22,7 @@ var (
 // each task it decodes the program, resolves the host for the task's backend, fetches the
 // input, proves it on the host and stores the proof under the task ID.
 //
-// If its Storer can read proofs back (it is a ProofReader, as the stores of package store
+// If its Storer can read proofs back (it is a paas.ProofReader, as the stores of package store
 // are), it first looks for a proof already stored for the task, and if there is one it
 // succeeds without proving again: a crash between storing the proof and recording the task
 // Completed then costs nothing. A proof that cannot be read back (a damaged record) is proven
@@ -36,7 +36,7 @@ var (
 type RemoteProofHandler[P, I any] struct {
 	Fetcher  InputFetcher[P, I]
 	Resolver HostResolver[P, I]
-	Storer   ProofStorer
+	Storer   paas.ProofStorer
 	// Codec decodes task.Program. It must be the service's Codec; nil means paas.JSONCodec,
 	// the service's default.
 	Codec paas.Codec
@@ -70,7 +70,7 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 	if err := h.Validate(); err != nil {
 		return paas.Permanent(err)
 	}
-	if r, ok := h.Storer.(ProofReader); ok {
+	if r, ok := h.Storer.(paas.ProofReader); ok {
 		_, err := r.Proof(ctx, task.ID)
 		if err == nil {
 			return nil // proven by an earlier attempt that did not live to record it

@@ -66,15 +66,15 @@ func crashChild(path string) int {
 	defer store.Close()
 	out := &lockedWriter{w: os.Stdout}
 	// The proof takes a few milliseconds of "work".
-	host := handler.HostFunc[int](func(ctx context.Context, n int) (handler.Proof, error) {
+	host := handler.HostFunc[int](func(ctx context.Context, n int) (paas.Proof, error) {
 		select {
 		case <-time.After(time.Duration(1+n%4) * time.Millisecond):
 		case <-ctx.Done():
-			return handler.Proof{}, ctx.Err()
+			return paas.Proof{}, ctx.Err()
 		}
 		task, _ := paas.TaskFromContext(ctx)
 		out.println("computed", task.ID.String())
-		return handler.Proof{Receipt: crashProof(n)}, nil
+		return paas.Proof{Receipt: crashProof(n)}, nil
 	})
 	prove := &handler.RemoteProofHandler[job, int]{
 		Fetcher: handler.InputFetcherFunc[job, int](func(_ context.Context, j job) (int, error) {
@@ -141,7 +141,7 @@ type printingStore struct {
 	out *lockedWriter
 }
 
-func (s printingStore) StoreProof(ctx context.Context, id paas.TaskID, p handler.Proof) error {
+func (s printingStore) StoreProof(ctx context.Context, id paas.TaskID, p paas.Proof) error {
 	if err := s.Store.StoreProof(ctx, id, p); err != nil {
 		return err
 	}

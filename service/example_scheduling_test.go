@@ -49,7 +49,7 @@ func Example_dependencies() {
 			return paas.Permanent(fmt.Errorf("empty range %d-%d", r.From, r.To))
 		}
 		sum := (r.From + r.To) * (r.To - r.From + 1) / 2
-		return proofs.StoreProof(ctx, task.ID, handler.Proof{Backend: task.Backend, PublicValues: []byte(strconv.Itoa(sum))})
+		return proofs.StoreProof(ctx, task.ID, paas.Proof{Backend: task.Backend, PublicValues: []byte(strconv.Itoa(sum))})
 	})
 	checkpoint := handler.ProofHandlerFunc(func(ctx context.Context, task paas.Task) error {
 		// The proofs of the task's dependencies, in the order given to paas.After.
@@ -66,7 +66,7 @@ func Example_dependencies() {
 			fmt.Println("  aggregating", n)
 			total += n
 		}
-		return proofs.StoreProof(ctx, task.ID, handler.Proof{Backend: task.Backend, PublicValues: []byte(strconv.Itoa(total))})
+		return proofs.StoreProof(ctx, task.ID, paas.Proof{Backend: task.Backend, PublicValues: []byte(strconv.Itoa(total))})
 	})
 	svc, err := service.New(nativeOnly(), memory.New(),
 		map[paas.RoutingKey]handler.ProofHandler{"range": ranges, "checkpoint": checkpoint})

@@ -38,7 +38,7 @@ func aggregator(store *bolt.Store) handler.ProofHandler {
 			}
 			proof += "<-" + strings.Join(parts, "+")
 		}
-		return store.StoreProof(ctx, task.ID, handler.Proof{Backend: task.Backend, Receipt: []byte(proof)})
+		return store.StoreProof(ctx, task.ID, paas.Proof{Backend: task.Backend, Receipt: []byte(proof)})
 	})
 }
 

@@ -82,15 +82,15 @@ func runFib(_ context.Context, n uint64) ([]byte, error) {
 // It is NOT a proof: it runs the program natively and "proves" it by hashing the input and the
 // output into the Receipt. A real Host would send the input to an SP1 prover and return its
 // receipt.
-var mockSP1Host = handler.HostFunc[uint64](func(ctx context.Context, n uint64) (handler.Proof, error) {
+var mockSP1Host = handler.HostFunc[uint64](func(ctx context.Context, n uint64) (paas.Proof, error) {
 	out, err := runFib(ctx, n)
 	if err != nil {
-		return handler.Proof{}, err
+		return paas.Proof{}, err
 	}
 	h := sha256.New()
 	h.Write(binary.BigEndian.AppendUint64(nil, n))
 	h.Write(out)
-	return handler.Proof{Backend: paas.BackendSP1, Receipt: h.Sum(nil), PublicValues: out}, nil
+	return paas.Proof{Backend: paas.BackendSP1, Receipt: h.Sum(nil), PublicValues: out}, nil
 })
 
 // flakyFetcher returns a fetcher whose input is just N, except that it fails once for N == 13,
@@ -115,8 +115,8 @@ type recordingStorer struct {
 	proven map[paas.TaskID]bool
 }
 
-// StoreProof implements handler.ProofStorer: it stores the proof, then records the task.
-func (s *recordingStorer) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Proof) error {
+// StoreProof implements paas.ProofStorer: it stores the proof, then records the task.
+func (s *recordingStorer) StoreProof(ctx context.Context, id paas.TaskID, proof paas.Proof) error {
 	if err := s.store.StoreProof(ctx, id, proof); err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (s *recordingStorer) StoreProof(ctx context.Context, id paas.TaskID, proof 
 }
 
 // Proof returns the proof stored for task id, by this run or an earlier one.
-func (s *recordingStorer) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error) {
+func (s *recordingStorer) Proof(ctx context.Context, id paas.TaskID) (paas.Proof, error) {
 	return s.store.Proof(ctx, id)
 }
 
@@ -276,7 +276,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	// 5. Wait for every task and print what it proved, and whether this run proved it.
 	type row struct {
 		res    paas.TaskResult
-		proof  handler.Proof
+		proof  paas.Proof
 		proven string
 	}
 	rows := make([]row, len(submissions))

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -92,7 +91,7 @@ func openBenchFile(b *testing.B, n int) string {
 		}
 		for _, w := range writes {
 			if w.Record.State == paas.Completed {
-				proof := handler.Proof{Backend: paas.BackendNative, Receipt: make([]byte, 300), PublicValues: []byte("55")}
+				proof := paas.Proof{Backend: paas.BackendNative, Receipt: make([]byte, 300), PublicValues: []byte("55")}
 				require.NoError(b, s.StoreProof(ctx, w.Record.ID, proof))
 			}
 		}

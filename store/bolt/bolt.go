@@ -13,16 +13,12 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 )
 
 var (
 	// ErrLocked is wrapped by the error of Open when another process, or another open Store
 	// in this one, holds the file. Two writers would corrupt it, so bbolt locks it exclusively.
 	ErrLocked = errors.New("bolt: store file is in use by another process (or another open Store)")
-	// ErrProofNotFound is wrapped by the error of Store.Proof for a task that has no proof.
-	// It wraps paas.ErrProofNotFound.
-	ErrProofNotFound = fmt.Errorf("bolt: %w", paas.ErrProofNotFound)
 )
 
 const (
@@ -47,7 +43,7 @@ type Options struct {
 	FileMode os.FileMode
 }
 
-// Store is a paas.TaskStore, paas.BatchStore and handler.ProofStorer kept in one bbolt file.
+// Store is a paas.TaskStore, paas.BatchStore and paas.ProofStorer kept in one bbolt file.
 // It is safe for concurrent use; writes are serialised by bbolt, reads run in parallel.
 // Records and proofs are copied on the way in and out, so callers may keep and mutate them.
 type Store struct {
@@ -62,8 +58,8 @@ type Store struct {
 }
 
 var (
-	_ paas.BatchStore     = (*Store)(nil)
-	_ handler.ProofStorer = (*Store)(nil)
+	_ paas.BatchStore  = (*Store)(nil)
+	_ paas.ProofStorer = (*Store)(nil)
 )
 
 // Path returns the path of the store's file, as given to Open.

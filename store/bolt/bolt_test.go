@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -73,7 +72,7 @@ func TestClosed(t *testing.T) {
 	n, err := s.Prune(ctx, time.Now())
 	require.ErrorIs(t, err, paas.ErrStoreClosed, "Prune")
 	require.Zero(t, n)
-	require.ErrorIs(t, s.StoreProof(ctx, rec.ID, handler.Proof{}), paas.ErrStoreClosed, "StoreProof")
+	require.ErrorIs(t, s.StoreProof(ctx, rec.ID, paas.Proof{}), paas.ErrStoreClosed, "StoreProof")
 	require.ErrorIs(t, s.DeleteProof(ctx, rec.ID), paas.ErrStoreClosed, "DeleteProof")
 	_, err = s.Proof(ctx, rec.ID)
 	require.ErrorIs(t, err, paas.ErrStoreClosed, "Proof")

@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 )
 
@@ -73,7 +72,7 @@ type damageBase struct {
 	path       string
 	tasks      map[paas.TaskID]paas.TaskRecord
 	unfinished []paas.TaskRecord
-	proofs     map[paas.TaskID]handler.Proof
+	proofs     map[paas.TaskID]paas.Proof
 	gone       []paas.TaskID // ids of tasks pruned, and ids never used: not stored
 }
 
@@ -127,7 +126,7 @@ func buildDamageBase(t *testing.T, path string, n int, rng *rand.Rand) *damageBa
 			for j := range receipt {
 				receipt[j] = byte(rng.Uint32())
 			}
-			proof := handler.Proof{Backend: paas.BackendNative, Receipt: receipt, PublicValues: []byte(fmt.Sprint(rng.IntN(1000)))}
+			proof := paas.Proof{Backend: paas.BackendNative, Receipt: receipt, PublicValues: []byte(fmt.Sprint(rng.IntN(1000)))}
 			require.NoError(t, s.StoreProof(ctx, rec.ID, proof))
 			if rng.IntN(10) == 0 {
 				require.NoError(t, s.DeleteProof(ctx, rec.ID))
@@ -137,7 +136,7 @@ func buildDamageBase(t *testing.T, path string, n int, rng *rand.Rand) *damageBa
 	_, err = s.Prune(ctx, damageT0.Add(time.Duration(n/5)*time.Minute))
 	require.NoError(t, err)
 
-	b := &damageBase{path: path, tasks: map[paas.TaskID]paas.TaskRecord{}, proofs: map[paas.TaskID]handler.Proof{}}
+	b := &damageBase{path: path, tasks: map[paas.TaskID]paas.TaskRecord{}, proofs: map[paas.TaskID]paas.Proof{}}
 	for _, rec := range recs {
 		got, err := s.Get(ctx, rec.ID)
 		if errors.Is(err, paas.ErrTaskNotFound) {
@@ -147,7 +146,7 @@ func buildDamageBase(t *testing.T, path string, n int, rng *rand.Rand) *damageBa
 			b.tasks[rec.ID] = got
 		}
 		p, err := s.Proof(ctx, rec.ID) // Prune keeps the proofs of the tasks it deletes
-		if errors.Is(err, bolt.ErrProofNotFound) {
+		if errors.Is(err, paas.ErrProofNotFound) {
 			continue
 		}
 		require.NoError(t, err)
@@ -345,9 +344,9 @@ func exerciseDamaged(ctx context.Context, path string, base *damageBase) (outcom
 		got, err := s.Proof(ctx, id)
 		want, stored := base.proofs[id]
 		switch {
-		case errors.Is(err, bolt.ErrProofNotFound) && stored && !detected:
+		case errors.Is(err, paas.ErrProofNotFound) && stored && !detected:
 			problem("Proof of task %s: not found, without a damage error", id)
-		case errors.Is(err, bolt.ErrProofNotFound) && !stored:
+		case errors.Is(err, paas.ErrProofNotFound) && !stored:
 		case met("Proof of "+id.String(), err):
 		case err != nil:
 			problem("Proof of task %s: %v", id, err)
@@ -413,7 +412,7 @@ func TestDamagedProofKeyFailsOpen(t *testing.T) {
 	s, err := bolt.Open(path, fast)
 	require.NoError(t, err)
 	id := paas.NewTaskID()
-	require.NoError(t, s.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendNative, Receipt: []byte("receipt")}))
+	require.NoError(t, s.StoreProof(ctx, id, paas.Proof{Backend: paas.BackendNative, Receipt: []byte("receipt")}))
 	require.NoError(t, s.Close())
 
 	raw, err := os.ReadFile(path)

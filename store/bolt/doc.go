@@ -1,5 +1,5 @@
 // Package bolt provides Store, a durable paas.TaskStore and paas.BatchStore that keeps tasks,
-// and the proofs of a handler.ProofStorer, in one bbolt file (go.etcd.io/bbolt).
+// and the proofs of a paas.ProofStorer, in one bbolt file (go.etcd.io/bbolt).
 //
 // # Guarantees
 //

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 )
 
@@ -42,7 +41,7 @@ func ExampleOpen() {
 		panic(err)
 	}
 	// The same file keeps the proofs, when the store is a RemoteProofHandler's Storer.
-	err = store.StoreProof(ctx, rec.ID, handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("…"), PublicValues: []byte("55")})
+	err = store.StoreProof(ctx, rec.ID, paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("…"), PublicValues: []byte("55")})
 	if err != nil {
 		panic(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -34,7 +33,7 @@ func TestReopenPersists(t *testing.T) {
 		require.NoError(t, r.Err, "write %d", i)
 	}
 	c = results[0].Record
-	proof := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}
+	proof := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}
 	require.NoError(t, s.StoreProof(ctx, b.ID, proof))
 	require.NoError(t, s.Close())
 

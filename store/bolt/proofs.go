@@ -10,13 +10,12 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 )
 
-// StoreProof implements handler.ProofStorer. It is idempotent, as the service's at-least-once
+// StoreProof implements paas.ProofStorer. It is idempotent, as the service's at-least-once
 // execution requires: storing a proof for a task that already has one replaces it (a re-run
 // may produce a new receipt; either proves the same program) and succeeds.
-func (s *Store) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Proof) error {
+func (s *Store) StoreProof(ctx context.Context, id paas.TaskID, proof paas.Proof) error {
 	if err := s.ready(ctx); err != nil {
 		return fmt.Errorf("bolt: store proof of task %s: %w", id, err)
 	}
@@ -60,14 +59,14 @@ func (s *Store) DeleteProof(ctx context.Context, id paas.TaskID) error {
 	return nil
 }
 
-// Proof returns the proof stored for task id, or an error wrapping ErrProofNotFound. An empty
+// Proof returns the proof stored for task id, or an error wrapping paas.ErrProofNotFound. An empty
 // Receipt or PublicValues reads back as nil. A proof that cannot be read back gives a
 // *CorruptRecordError.
-func (s *Store) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error) {
+func (s *Store) Proof(ctx context.Context, id paas.TaskID) (paas.Proof, error) {
 	if err := s.ready(ctx); err != nil {
-		return handler.Proof{}, fmt.Errorf("bolt: get proof of task %s: %w", id, err)
+		return paas.Proof{}, fmt.Errorf("bolt: get proof of task %s: %w", id, err)
 	}
-	var p handler.Proof
+	var p paas.Proof
 	err := s.view(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
@@ -75,13 +74,13 @@ func (s *Store) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error
 		}
 		v := b.proofs.Get(id[:])
 		if v == nil {
-			return ErrProofNotFound
+			return paas.ErrProofNotFound
 		}
 		p, err = decodeProof(id, v)
 		return err
 	})
 	if err != nil {
-		return handler.Proof{}, wrap(err, "bolt: get proof of task %s", id)
+		return paas.Proof{}, wrap(err, "bolt: get proof of task %s", id)
 	}
 	return p, nil
 }
@@ -89,7 +88,7 @@ func (s *Store) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error
 // encodeProof returns the stored form of a proof, version 1: the version byte, then Backend,
 // Receipt and PublicValues each as a uvarint length and the bytes, then a CRC-32C as in a
 // record. An empty Receipt or PublicValues reads back as nil.
-func encodeProof(p handler.Proof) []byte {
+func encodeProof(p paas.Proof) []byte {
 	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(p.Backend)+len(p.Receipt)+len(p.PublicValues)+crcLen)
 	b = append(b, proofV1)
 	b = appendBytes(b, []byte(p.Backend))
@@ -100,13 +99,13 @@ func encodeProof(p handler.Proof) []byte {
 
 // decodeProof parses a value of the proofs bucket stored under id. Every error is a
 // *CorruptRecordError naming id. The proof shares no memory with b.
-func decodeProof(id paas.TaskID, b []byte) (handler.Proof, error) {
+func decodeProof(id paas.TaskID, b []byte) (paas.Proof, error) {
 	body, err := checkEnvelope(b, proofV1)
 	if err != nil {
-		return handler.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", err)}
+		return paas.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", err)}
 	}
 	r := reader{b: body}
-	p := handler.Proof{
+	p := paas.Proof{
 		Backend:      paas.Backend(r.bytes()),
 		Receipt:      r.bytesOrNil(),
 		PublicValues: r.bytesOrNil(),
@@ -115,7 +114,7 @@ func decodeProof(id paas.TaskID, b []byte) (handler.Proof, error) {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
 	}
 	if r.err != nil {
-		return handler.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", r.err)}
+		return paas.Proof{}, &CorruptRecordError{ID: id, Err: fmt.Errorf("proof: %w", r.err)}
 	}
 	return p, nil
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 )
 
@@ -18,12 +17,12 @@ func TestProofs(t *testing.T) {
 	require.NoError(t, err)
 
 	id, native := paas.NewTaskID(), paas.NewTaskID()
-	first := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r1"), PublicValues: []byte("55")}
-	again := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r2"), PublicValues: []byte("55")}
+	first := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r1"), PublicValues: []byte("55")}
+	again := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r2"), PublicValues: []byte("55")}
 	require.NoError(t, s.StoreProof(ctx, id, first))
 	require.NoError(t, s.StoreProof(ctx, id, first), "storing the same proof again must succeed")
 	require.NoError(t, s.StoreProof(ctx, id, again), "a re-run attempt may store a new receipt")
-	require.NoError(t, s.StoreProof(ctx, native, handler.Proof{Backend: paas.BackendNative, PublicValues: []byte("1")}))
+	require.NoError(t, s.StoreProof(ctx, native, paas.Proof{Backend: paas.BackendNative, PublicValues: []byte("1")}))
 
 	got, err := s.Proof(ctx, id)
 	require.NoError(t, err)
@@ -35,7 +34,7 @@ func TestProofs(t *testing.T) {
 
 	unknown := paas.NewTaskID()
 	_, err = s.Proof(ctx, unknown)
-	require.ErrorIs(t, err, bolt.ErrProofNotFound)
+	require.ErrorIs(t, err, paas.ErrProofNotFound)
 	require.ErrorContains(t, err, unknown.String())
 
 	cancelled, cancel := context.WithCancel(ctx)
@@ -53,5 +52,5 @@ func TestProofs(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, got.Receipt, "a native proof has no receipt, and reads back without one")
 	_, err = s.Proof(ctx, unknown)
-	require.ErrorIs(t, err, bolt.ErrProofNotFound, "a proof stored under a cancelled context must not exist")
+	require.ErrorIs(t, err, paas.ErrProofNotFound, "a proof stored under a cancelled context must not exist")
 }

@@ -13,7 +13,6 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/bolt"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -110,7 +109,7 @@ func TestPruneReopen(t *testing.T) {
 			break
 		}
 	}
-	proof := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt")}
+	proof := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt")}
 	require.NoError(t, s.StoreProof(ctx, victim.ID, proof))
 
 	n, err := s.Prune(ctx, f.cutoff)
@@ -144,7 +143,7 @@ func TestPruneReopen(t *testing.T) {
 	require.Equal(t, proof, got)
 	require.NoError(t, s.DeleteProof(ctx, victim.ID))
 	_, err = s.Proof(ctx, victim.ID)
-	require.ErrorIs(t, err, bolt.ErrProofNotFound)
+	require.ErrorIs(t, err, paas.ErrProofNotFound)
 	require.NoError(t, s.DeleteProof(ctx, victim.ID), "deleting a proof that is not there succeeds")
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 )
 
 // fullRecord has every field set, with times in three locations and nanosecond parts.
@@ -228,7 +227,7 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 
 func TestProofRoundTrip(t *testing.T) {
 	id := paas.NewTaskID()
-	for name, p := range map[string]handler.Proof{
+	for name, p := range map[string]paas.Proof{
 		"full":   {Backend: paas.BackendRisc0, Receipt: []byte("receipt"), PublicValues: []byte("55")},
 		"native": {Backend: paas.BackendNative, PublicValues: []byte("1")},
 		"zero":   {},
@@ -240,7 +239,7 @@ func TestProofRoundTrip(t *testing.T) {
 		})
 	}
 
-	valid := encodeProof(handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r")})
+	valid := encodeProof(paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r")})
 	for name, b := range map[string][]byte{
 		"empty":           nil,
 		"unknown version": append([]byte{7}, valid[1:]...),
@@ -381,7 +380,7 @@ func checkDecodeRecord(t *testing.T, data []byte) {
 
 // FuzzDecodeProof is FuzzDecodeRecord for proofs.
 func FuzzDecodeProof(f *testing.F) {
-	f.Add(encodeProof(handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r"), PublicValues: []byte("55")}))
+	f.Add(encodeProof(paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r"), PublicValues: []byte("55")}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		summed := binary.BigEndian.AppendUint32(bytes.Clone(data), crc32.Checksum(data, castagnoli))

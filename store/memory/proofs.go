@@ -7,19 +7,9 @@ import (
 	"sync"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 )
 
-// ErrProofNotFound is wrapped by the error of ProofStore.Proof for a task that has no proof.
-// errors.Is finds paas.ErrProofNotFound in it too.
-var ErrProofNotFound error = errProofNotFound{}
-
-type errProofNotFound struct{}
-
-func (errProofNotFound) Error() string        { return "memory: proof not found" }
-func (errProofNotFound) Is(target error) bool { return target == paas.ErrProofNotFound }
-
-// ProofStore is an in-memory handler.ProofStorer, for tests and examples: plug it into a
+// ProofStore is an in-memory paas.ProofStorer, for tests and examples: plug it into a
 // handler.RemoteProofHandler as its Storer, then read the proofs back with Proof. Like Store,
 // it forgets everything when the process exits.
 //
@@ -28,43 +18,44 @@ func (errProofNotFound) Is(target error) bool { return target == paas.ErrProofNo
 // ready to use.
 type ProofStore struct {
 	mu     sync.Mutex
-	proofs map[paas.TaskID]handler.Proof
+	proofs map[paas.TaskID]paas.Proof
 }
 
-var _ handler.ProofStorer = (*ProofStore)(nil)
+var _ paas.ProofStorer = (*ProofStore)(nil)
 
 // NewProofStore returns an empty ProofStore.
 func NewProofStore() *ProofStore {
-	return &ProofStore{proofs: make(map[paas.TaskID]handler.Proof)}
+	return &ProofStore{proofs: make(map[paas.TaskID]paas.Proof)}
 }
 
-// StoreProof implements handler.ProofStorer. It is idempotent, as the service's at-least-once
+// StoreProof implements paas.ProofStorer. It is idempotent, as the service's at-least-once
 // execution requires: storing a proof for an id that already has one replaces it and succeeds.
 // It returns ctx.Err() without storing anything if ctx has ended.
-func (s *ProofStore) StoreProof(ctx context.Context, id paas.TaskID, proof handler.Proof) error {
+func (s *ProofStore) StoreProof(ctx context.Context, id paas.TaskID, proof paas.Proof) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proofs == nil {
-		s.proofs = make(map[paas.TaskID]handler.Proof)
+		s.proofs = make(map[paas.TaskID]paas.Proof)
 	}
 	s.proofs[id] = cloneProof(proof)
 	return nil
 }
 
-// Proof returns a copy of the proof stored for task id, or an error wrapping ErrProofNotFound.
+// Proof returns a copy of the proof stored for task id, or an error wrapping
+// paas.ErrProofNotFound.
 // It returns ctx.Err() if ctx has ended.
-func (s *ProofStore) Proof(ctx context.Context, id paas.TaskID) (handler.Proof, error) {
+func (s *ProofStore) Proof(ctx context.Context, id paas.TaskID) (paas.Proof, error) {
 	if err := ctx.Err(); err != nil {
-		return handler.Proof{}, err
+		return paas.Proof{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.proofs[id]
 	if !ok {
-		return handler.Proof{}, fmt.Errorf("memory: get proof of task %s: %w", id, ErrProofNotFound)
+		return paas.Proof{}, fmt.Errorf("memory: get proof of task %s: %w", id, paas.ErrProofNotFound)
 	}
 	return cloneProof(p), nil
 }
@@ -78,7 +69,7 @@ func (s *ProofStore) Len() int {
 
 // cloneProof returns p with its byte slices copied. bytes.Clone keeps nil as nil, so a proof
 // without a receipt reads back exactly as it was stored.
-func cloneProof(p handler.Proof) handler.Proof {
+func cloneProof(p paas.Proof) paas.Proof {
 	p.Receipt = bytes.Clone(p.Receipt)
 	p.PublicValues = bytes.Clone(p.PublicValues)
 	return p

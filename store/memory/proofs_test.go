@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -10,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
-	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/store/memory"
 )
 
@@ -24,7 +24,7 @@ func TestProofStoreRoundTrip(t *testing.T) {
 			s := newStore()
 			require.Zero(t, s.Len())
 			id := paas.NewTaskID()
-			want := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}
+			want := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}
 
 			require.NoError(t, s.StoreProof(ctx, id, want))
 
@@ -40,7 +40,7 @@ func TestProofStoreKeepsNilReceipt(t *testing.T) {
 	ctx := t.Context()
 	s := memory.NewProofStore()
 	id := paas.NewTaskID()
-	require.NoError(t, s.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendNative, PublicValues: []byte("1")}))
+	require.NoError(t, s.StoreProof(ctx, id, paas.Proof{Backend: paas.BackendNative, PublicValues: []byte("1")}))
 
 	got, err := s.Proof(ctx, id)
 	require.NoError(t, err)
@@ -51,8 +51,8 @@ func TestProofStoreIsIdempotent(t *testing.T) {
 	ctx := t.Context()
 	s := memory.NewProofStore()
 	id := paas.NewTaskID()
-	first := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r1"), PublicValues: []byte("55")}
-	again := handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("r2"), PublicValues: []byte("55")}
+	first := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r1"), PublicValues: []byte("55")}
+	again := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("r2"), PublicValues: []byte("55")}
 
 	require.NoError(t, s.StoreProof(ctx, id, first))
 	require.NoError(t, s.StoreProof(ctx, id, first), "storing the same proof again must succeed")
@@ -74,7 +74,7 @@ func TestProofStoreCopiesIn(t *testing.T) {
 	id := paas.NewTaskID()
 	receipt, public := []byte("receipt"), []byte("55")
 
-	require.NoError(t, s.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendSP1, Receipt: receipt, PublicValues: public}))
+	require.NoError(t, s.StoreProof(ctx, id, paas.Proof{Backend: paas.BackendSP1, Receipt: receipt, PublicValues: public}))
 	receipt[0], public[0] = 'X', 'X'
 
 	got, err := s.Proof(ctx, id)
@@ -87,7 +87,7 @@ func TestProofStoreCopiesOut(t *testing.T) {
 	ctx := t.Context()
 	s := memory.NewProofStore()
 	id := paas.NewTaskID()
-	require.NoError(t, s.StoreProof(ctx, id, handler.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}))
+	require.NoError(t, s.StoreProof(ctx, id, paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}))
 
 	got, err := s.Proof(ctx, id)
 	require.NoError(t, err)
@@ -108,28 +108,28 @@ func TestProofStoreNotFound(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			id := paas.NewTaskID()
 			_, err := s.Proof(ctx, id)
-			require.ErrorIs(t, err, memory.ErrProofNotFound)
+			require.ErrorIs(t, err, paas.ErrProofNotFound)
 			assert.ErrorContains(t, err, id.String())
+			assert.True(t, strings.HasPrefix(err.Error(), "memory: "), "the message says which store: %v", err)
 		})
 	}
-	assert.EqualError(t, memory.ErrProofNotFound, "memory: proof not found")
 }
 
 func TestProofStoreCancelledContext(t *testing.T) {
 	s := memory.NewProofStore()
 	id := paas.NewTaskID()
-	require.NoError(t, s.StoreProof(t.Context(), id, handler.Proof{PublicValues: []byte("1")}))
+	require.NoError(t, s.StoreProof(t.Context(), id, paas.Proof{PublicValues: []byte("1")}))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 
-	err := s.StoreProof(ctx, paas.NewTaskID(), handler.Proof{PublicValues: []byte("2")})
+	err := s.StoreProof(ctx, paas.NewTaskID(), paas.Proof{PublicValues: []byte("2")})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 1, s.Len(), "nothing is stored under a cancelled context")
 
 	_, err = s.Proof(ctx, id)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.False(t, errors.Is(err, memory.ErrProofNotFound))
+	assert.False(t, errors.Is(err, paas.ErrProofNotFound))
 }
 
 func TestProofStoreConcurrentUse(t *testing.T) {
@@ -143,7 +143,7 @@ func TestProofStoreConcurrentUse(t *testing.T) {
 	for range 4 {
 		for _, id := range ids {
 			wg.Go(func() {
-				assert.NoError(t, s.StoreProof(ctx, id, handler.Proof{PublicValues: []byte("v")}))
+				assert.NoError(t, s.StoreProof(ctx, id, paas.Proof{PublicValues: []byte("v")}))
 				_, err := s.Proof(ctx, id)
 				assert.NoError(t, err)
 				_ = s.Len()
