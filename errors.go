@@ -34,27 +34,46 @@ var (
 	// ErrInvalidConfig wraps every error of Config validation.
 	ErrInvalidConfig = errors.New("paas: invalid config")
 
+	// ErrInvalidTask is wrapped by every error of a Submit that refuses its input: the errors
+	// below, and a *DependencyError for a dependency that has already failed. errors.Is(err,
+	// ErrInvalidTask) tells bad input, which submitting again cannot fix, from a failure of
+	// the store or a stopped service, as ErrInvalidConfig does for configuration.
+	ErrInvalidTask = errors.New("paas: invalid task")
+
 	// ErrUnknownBackend: Submit named a backend that has no workers configured.
-	ErrUnknownBackend = errors.New("paas: backend has no workers")
+	ErrUnknownBackend = invalid("backend has no workers")
 	// ErrNoHandler: Submit named a routing key that has no handler.
-	ErrNoHandler = errors.New("paas: no handler for routing key")
-	// ErrEncodeProgram: the program could not be encoded by the Codec.
-	ErrEncodeProgram = errors.New("paas: cannot encode program")
+	ErrNoHandler = invalid("no handler for routing key")
+	// ErrEncodeProgram: the program could not be encoded by the Codec, or its encoding does
+	// not decode back to itself.
+	ErrEncodeProgram = invalid("cannot encode program")
 	// ErrInvalidWeight: the program's weight is below 1 or above its backend's capacity, so it
 	// could never run.
-	ErrInvalidWeight = errors.New("paas: invalid task weight")
+	ErrInvalidWeight = invalid("invalid task weight")
 	// ErrInvalidOption: an option of Submit, or an argument of another call, is out of range.
-	ErrInvalidOption = errors.New("paas: invalid option")
+	ErrInvalidOption = invalid("invalid option")
 	// ErrUnknownDependency: Submit named a dependency that is no task.
-	ErrUnknownDependency = errors.New("paas: unknown dependency")
-	// ErrDependencyCycle: Submit made a task depend on itself.
-	//
-	// Deprecated: a new task has a new id, so no dependency can name it, and the options of
-	// a Submit of an existing task are ignored; Submit no longer returns it.
-	ErrDependencyCycle = errors.New("paas: dependency cycle")
+	ErrUnknownDependency = invalid("unknown dependency")
+
+	// ErrNotRunHere is wrapped by the error of a handle method about a task that is unfinished
+	// in the store but that this service does not run: it has no handler for its routing key
+	// or no workers for its backend (another service on the store does), so it can neither
+	// wait for it nor cancel it.
+	ErrNotRunHere = errors.New("paas: task not run by this service")
+	// ErrCheckpointRefused is wrapped by the error of Task.SaveCheckpoint when the attempt it
+	// was given to has ended, or when a checkpoint of the attempt is being saved already.
+	ErrCheckpointRefused = errors.New("paas: checkpoint refused")
 	// ErrNotRetryable is returned by Retry for a task that is not Failed or Cancelled.
 	ErrNotRetryable = errors.New("paas: only a failed or cancelled task can be retried")
 )
+
+// invalid returns a refusal of Submit's, which wraps ErrInvalidTask.
+func invalid(msg string) error { return &invalidTaskError{msg: "paas: " + msg} }
+
+type invalidTaskError struct{ msg string }
+
+func (e *invalidTaskError) Error() string { return e.msg }
+func (e *invalidTaskError) Unwrap() error { return ErrInvalidTask }
 
 // TaskError describes a task that ended Failed or Cancelled. TaskResult.Err returns it.
 type TaskError struct {

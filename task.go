@@ -20,7 +20,7 @@ func NewTaskID() TaskID { return TaskID(uuid.Must(uuid.NewV7())) }
 func ParseTaskID(s string) (TaskID, error) {
 	u, err := uuid.Parse(s)
 	if err != nil {
-		return TaskID{}, fmt.Errorf("parse task id %q: %w", s, err)
+		return TaskID{}, fmt.Errorf("paas: parse task id %q: %w", s, err)
 	}
 	return TaskID(u), nil
 }

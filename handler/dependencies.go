@@ -24,7 +24,7 @@ func DependencyProofs(ctx context.Context, r paas.ProofReader) ([]paas.Proof, er
 	for _, dep := range task.DependsOn {
 		p, err := r.Proof(ctx, dep)
 		if err != nil {
-			return nil, fmt.Errorf("proof of dependency %s: %w", dep, err)
+			return nil, fmt.Errorf("handler: proof of dependency %s: %w", dep, err)
 		}
 		proofs = append(proofs, p)
 	}

@@ -116,7 +116,7 @@ func TestRemoteProofHandlerResolverErrors(t *testing.T) {
 			return nil, paas.Permanent(errBoom)
 		})
 		err := f.h.Prove(t.Context(), task(t, testProgram{N: 1}, paas.BackendSP1))
-		assert.EqualError(t, err, "resolve host: permanent: boom")
+		assert.EqualError(t, err, "handler: resolve host: permanent: boom")
 	})
 	t.Run("nil host is permanent", func(t *testing.T) {
 		f.h.Resolver = handler.HostResolverFunc[testProgram, int](func(testProgram, paas.Backend) (handler.Host[int], error) {

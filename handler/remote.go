@@ -85,14 +85,14 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 	}
 	var program P
 	if err := codec.Unmarshal(task.Program, &program); err != nil {
-		return permanent(fmt.Errorf("decode program: %w", err))
+		return permanent(fmt.Errorf("handler: decode program: %w", err))
 	}
 	host, err := h.Resolver.ResolveHost(program, task.Backend)
 	if err != nil {
-		return permanent(fmt.Errorf("resolve host: %w", err))
+		return permanent(fmt.Errorf("handler: resolve host: %w", err))
 	}
 	if host == nil {
-		return paas.Permanent(fmt.Errorf("resolve host: %w %q", ErrNoHost, task.Backend))
+		return paas.Permanent(fmt.Errorf("handler: resolve host: %w %q", ErrNoHost, task.Backend))
 	}
 
 	// Fetchers and hosts should honour ctx themselves; checking between steps keeps a
@@ -102,21 +102,21 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 	}
 	input, err := h.Fetcher.FetchInput(ctx, program)
 	if err != nil {
-		return fmt.Errorf("fetch input: %w", err)
+		return fmt.Errorf("handler: fetch input: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	proof, err := host.Prove(ctx, input)
 	if err != nil {
-		return fmt.Errorf("prove on %s: %w", task.Backend, err)
+		return fmt.Errorf("handler: prove on %s: %w", task.Backend, err)
 	}
 	if proof.Backend == "" {
 		// Let simple hosts leave it out: the resolver chose them for this backend.
 		proof.Backend = task.Backend
 	}
 	if err := h.Storer.StoreProof(ctx, task.ID, proof); err != nil {
-		return fmt.Errorf("store proof: %w", err)
+		return fmt.Errorf("handler: store proof: %w", err)
 	}
 	return nil
 }

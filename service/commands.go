@@ -56,10 +56,10 @@ func (s *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan
 	t, ok := s.tasks[id]
 	switch {
 	case !ok || t.cancel == nil || t.rec.Runs != attempt:
-		ack <- fmt.Errorf("paas: task %s: attempt %d is not running", id, attempt)
+		ack <- fmt.Errorf("%w: task %s: attempt %d is not running", paas.ErrCheckpointRefused, id, attempt)
 		return
 	case t.writing:
-		ack <- fmt.Errorf("paas: task %s: a checkpoint is being saved already", id)
+		ack <- fmt.Errorf("%w: task %s: a checkpoint is being saved already", paas.ErrCheckpointRefused, id)
 		return
 	}
 	rec := t.rec

@@ -69,9 +69,13 @@ func (h ProverHandle) Submit(ctx context.Context, program paas.ProgramType, back
 	if optErr != nil {
 		return paas.TaskID{}, optErr
 	}
-	return resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (paas.TaskID, error) {
+	id, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (paas.TaskID, error) {
 		return submit(unfinished, true)
 	})
+	if _, ok := errors.AsType[*paas.DependencyError](err); ok {
+		err = fmt.Errorf("%w: %w", paas.ErrInvalidTask, err) // a refusal like any other
+	}
+	return id, err
 }
 
 // resolving reads deps from the store and calls step with those still unfinished; the others
@@ -221,7 +225,7 @@ func (h ProverHandle) cachedOrStored(ctx context.Context, id paas.TaskID, step f
 		case rec.State.Final():
 			return rec, nil
 		case seen != 0 && seen == rec.Version+1:
-			return paas.TaskRecord{}, fmt.Errorf("paas: task %s is %s in the store but not run by this service", id, rec.State)
+			return paas.TaskRecord{}, fmt.Errorf("%w: task %s is %s in the store", paas.ErrNotRunHere, id, rec.State)
 		}
 		seen = rec.Version + 1
 	}

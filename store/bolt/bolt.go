@@ -96,10 +96,10 @@ func wrap(err error, format string, args ...any) error {
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		err = paas.ErrStoreClosed
 	}
-	if ab := (*txAbort)(nil); errors.As(err, &ab) {
+	if ab, ok := errors.AsType[*txAbort](err); ok {
 		err = ab.err
 	}
-	if corrupt := (*CorruptRecordError)(nil); errors.As(err, &corrupt) {
+	if _, ok := errors.AsType[*CorruptRecordError](err); ok {
 		return err
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)

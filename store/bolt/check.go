@@ -67,13 +67,13 @@ func Check(path string) error {
 // checkStructure tells how.
 func lockShared(path string, timeout time.Duration) (*bbolt.DB, error) {
 	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
-	var pathErr *fs.PathError
+	_, pathErr := errors.AsType[*fs.PathError](err)
 	switch {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)
-	case errors.As(err, &pathErr):
+	case pathErr:
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	return nil, nil
@@ -127,8 +127,10 @@ func (s *structure) err(path string) error {
 		return nil
 	}
 	d := &DamagedFileError{Path: path, Problems: s.problems, Unlisted: s.unlisted}
-	if corrupt := (*CorruptRecordError)(nil); len(s.problems) == 1 && errors.As(s.problems[0], &corrupt) {
-		d.Task = corrupt.ID
+	if len(s.problems) == 1 {
+		if corrupt, ok := errors.AsType[*CorruptRecordError](s.problems[0]); ok {
+			d.Task = corrupt.ID
+		}
 	}
 	return d
 }

@@ -68,10 +68,10 @@ func damaged(path string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if d := (*DamagedFileError)(nil); errors.As(err, &d) {
+	if _, ok := errors.AsType[*DamagedFileError](err); ok {
 		return err
 	}
-	if corrupt := (*CorruptRecordError)(nil); errors.As(err, &corrupt) {
+	if corrupt, ok := errors.AsType[*CorruptRecordError](err); ok {
 		return &DamagedFileError{Path: path, Task: corrupt.ID, Problems: []error{err}}
 	}
 	return err

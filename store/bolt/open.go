@@ -56,7 +56,7 @@ func openFile(path string, o Options) (*bbolt.DB, map[paas.TaskKey]paas.TaskID, 
 		return nil, nil, fmt.Errorf("bolt: open %s: its directory does not exist: %w", path, err)
 	case errors.Is(err, fs.ErrPermission):
 		return nil, nil, fmt.Errorf("bolt: open %s: no permission to create or write the file: %w", path, err)
-	case errors.As(err, new(*DamagedFileError)):
+	case isDamage(err):
 		return nil, nil, err
 	default:
 		return nil, nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -100,7 +100,7 @@ func openFile(path string, o Options) (*bbolt.DB, map[paas.TaskKey]paas.TaskID, 
 
 // openError is err of Open, with the path named if err does not name it already.
 func openError(path string, err error) error {
-	if d := (*DamagedFileError)(nil); errors.As(err, &d) {
+	if _, ok := errors.AsType[*DamagedFileError](err); ok {
 		return err
 	}
 	return fmt.Errorf("bolt: open %s: %w", path, err)
@@ -130,4 +130,10 @@ func loadKeys(db *bbolt.DB) (map[paas.TaskKey]paas.TaskID, error) {
 		})
 	})
 	return keys, err
+}
+
+// isDamage reports whether err is a *DamagedFileError.
+func isDamage(err error) bool {
+	_, ok := errors.AsType[*DamagedFileError](err)
+	return ok
 }

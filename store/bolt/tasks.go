@@ -72,7 +72,7 @@ func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Writ
 			} else {
 				err = updateTx(tx, w.Record)
 			}
-			if ab := (*txAbort)(nil); errors.As(err, &ab) {
+			if ab, ok := errors.AsType[*txAbort](err); ok {
 				return ab.err // the transaction is broken: roll back everything
 			}
 			if err != nil {
@@ -295,7 +295,7 @@ func updateTx(tx *bbolt.Tx, rec paas.TaskRecord) error {
 			return &CorruptRecordError{ID: old.ID, Err: fmt.Errorf("no index entry at seq %d, the task's", old.Seq)}
 		}
 		e, err := decodeIndexEntry(seqKey(old.Seq), v)
-		if corrupt := (*CorruptRecordError)(nil); errors.As(err, &corrupt) && corrupt.ID.IsZero() {
+		if corrupt, ok := errors.AsType[*CorruptRecordError](err); ok && corrupt.ID.IsZero() {
 			corrupt.ID = old.ID // the entry is too damaged to name its task, but it is this one's
 		}
 		if err != nil {

@@ -42,12 +42,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	path := flags.Arg(0)
 	err := bolt.Check(path)
-	var d *bolt.DamagedFileError
+	d, isDamaged := errors.AsType[*bolt.DamagedFileError](err)
 	switch {
 	case err == nil:
 		fmt.Fprintf(stdout, "%s: sound\n", path)
 		return sound
-	case errors.As(err, &d):
+	case isDamaged:
 		fmt.Fprintf(stdout, "%s: DAMAGED, %d problems:\n", path, len(d.Problems)+d.Unlisted)
 		for _, p := range d.Problems {
 			fmt.Fprintf(stdout, "  - %v\n", p)
