@@ -7,8 +7,10 @@
 // task the service calls its Prove with a paas.Task: the task's ID, backend, attempt number and
 // the program as encoded by the service's paas.Codec. The returned error tells the service what
 // to do next: nil completes the task, an error wrapped with paas.Permanent fails it, one wrapped
-// with paas.RetryAfter is retried after the given delay, and any other error is retried with
-// backoff. A plain function becomes a handler with ProofHandlerFunc.
+// with paas.RetryAfter is retried after the given delay, paas.NotReady waits for the input,
+// paas.Restart discards the checkpoint, and any other error is retried with backoff (the
+// ProofHandler doc has the whole contract). A plain function becomes a handler with
+// ProofHandlerFunc.
 //
 // # Fetch, prove, store
 //
@@ -16,8 +18,8 @@
 // P and input type I:
 //
 //  1. decode task.Program into a P with its Codec;
-//  2. pick the Host that proves on task.Backend with its HostResolver (a HostMap is enough
-//     when there is one host per backend);
+//  2. pick the Host that proves on task.Backend from its Hosts, a HostMap (or, when the
+//     host depends on the program too, with its Resolver);
 //  3. fetch the program's input with its InputFetcher (blocks, state, witnesses...);
 //  4. prove the input on the host, which returns a paas.Proof;
 //  5. store the proof under the task ID with its paas.ProofStorer.
@@ -28,7 +30,7 @@
 //		Fetcher: handler.InputFetcherFunc[FibProgram, int](func(ctx context.Context, p FibProgram) (int, error) {
 //			return p.N, nil
 //		}),
-//		Resolver: handler.HostMap[FibProgram, int]{
+//		Hosts: handler.HostMap[int]{
 //			paas.BackendSP1:    sp1Host,
 //			paas.BackendNative: handler.NativeHost[int]{Run: runFib},
 //		},
@@ -47,4 +49,12 @@
 // Cross-cutting behaviour such as logging, metrics or rate limiting is added by wrapping: a
 // plain struct that holds the inner ProofHandler and implements Prove by calling it. See
 // Example_wrapping.
+//
+// # Where things are
+//
+// handler.go holds ProofHandler and the interfaces RemoteProofHandler is built from
+// (InputFetcher); host.go the hosts (Host, HostResolver, HostMap, NativeHost); remote.go
+// RemoteProofHandler; dependencies.go DependencyProofs. The proof types (paas.Proof,
+// paas.ProofStorer, paas.ProofReader) are the root package's, which the stores implement.
+// Package handlertest runs a handler as the service would, in a test.
 package handler

@@ -38,7 +38,7 @@ func ExampleRemoteProofHandler() {
 		Fetcher: handler.InputFetcherFunc[fibProgram, int](func(_ context.Context, p fibProgram) (int, error) {
 			return p.N, nil
 		}),
-		Resolver: handler.HostMap[fibProgram, int]{
+		Hosts: handler.HostMap[int]{
 			paas.BackendNative: handler.NativeHost[int]{Run: func(_ context.Context, n int) ([]byte, error) {
 				return []byte(strconv.Itoa(fib(n))), nil
 			}},

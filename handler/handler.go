@@ -15,13 +15,23 @@ import (
 //   - Wrap errors that retrying cannot fix with paas.Permanent: the task fails at once.
 //   - Wrap an error with paas.RetryAfter(err, d) to choose the delay before the next attempt,
 //     for example when a remote prover says when it has capacity again.
-//   - Any other error is transient: the task is retried with backoff until the retry budget
-//     runs out.
+//   - Wrap an error with paas.NotReady(err, d) when the input is not ready yet (a block not
+//     final): the task is Blocked and looked at again after d, spending no retry, for at most
+//     Config.MaxInputWait in all.
+//   - Save a small checkpoint with task.SaveCheckpoint (the id of a request made to a remote
+//     prover) to pick the work up on the next attempt, even after a restart: it comes back
+//     in task.Checkpoint. Wrap an error with paas.Restart when the checkpoint is useless (the
+//     request was lost): it is discarded, and the attempt counts against Retry.MaxRestarts.
+//   - Any other error is transient: the task is retried with backoff, keeping its
+//     checkpoint, until the retry budget runs out.
 //   - Return promptly when ctx is cancelled. The service cancels it when the task is
-//     cancelled and when the service stops; a handler that ignores it holds up Stop.
+//     cancelled, when its timeout runs out, and when the service stops; a handler that
+//     ignores it is abandoned by Stop, and its task is recovered as interrupted.
 //   - A panic is recovered by the service and fails the task without retries.
 //   - Execution is at-least-once: a crash or Stop after the proof is stored but before Prove
-//     returns runs the task again, so storing a proof must be idempotent.
+//     returns runs the task again (task.Attempt counts every attempt), so storing a proof
+//     must be idempotent, and checking for a stored proof first spares a second one, as
+//     RemoteProofHandler does.
 type ProofHandler interface {
 	Prove(ctx context.Context, task paas.Task) error
 }

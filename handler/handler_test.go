@@ -43,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 			f.fetched = append(f.fetched, p)
 			return p.N + 1, nil
 		}),
-		Resolver: handler.HostMap[testProgram, int]{paas.BackendSP1: host},
+		Hosts: handler.HostMap[int]{paas.BackendSP1: host},
 		Storer: paas.ProofStorerFunc(func(_ context.Context, id paas.TaskID, p paas.Proof) error {
 			f.stored[id] = p
 			return nil
@@ -100,6 +100,7 @@ func TestRemoteProofHandlerUnknownBackendIsPermanent(t *testing.T) {
 
 func TestRemoteProofHandlerResolverErrors(t *testing.T) {
 	f := newFixture(t)
+	f.h.Hosts = nil // a Resolver alone is enough
 	errBoom := errors.New("boom")
 
 	t.Run("error is permanent", func(t *testing.T) {
@@ -161,7 +162,7 @@ func TestRemoteProofHandlerPermanentFetchErrorSurvives(t *testing.T) {
 
 func TestRemoteProofHandlerRetryAfterFromHostSurvives(t *testing.T) {
 	f := newFixture(t)
-	f.h.Resolver = handler.HostMap[testProgram, int]{
+	f.h.Hosts = handler.HostMap[int]{
 		paas.BackendSP1: handler.HostFunc[int](func(context.Context, int) (paas.Proof, error) {
 			return paas.Proof{}, paas.RetryAfter(errors.New("prover busy"), 30*time.Second)
 		}),
@@ -191,7 +192,7 @@ func TestRemoteProofHandlerStoreErrorIsReturned(t *testing.T) {
 
 func TestRemoteProofHandlerFillsProofBackend(t *testing.T) {
 	f := newFixture(t)
-	f.h.Resolver = handler.HostMap[testProgram, int]{
+	f.h.Hosts = handler.HostMap[int]{
 		"gpu-farm": handler.HostFunc[int](func(context.Context, int) (paas.Proof, error) {
 			return paas.Proof{Receipt: []byte("r")}, nil
 		}),
@@ -217,7 +218,7 @@ func TestRemoteProofHandlerPassesContext(t *testing.T) {
 			record("fetch", ctx)
 			return p.N, nil
 		}),
-		Resolver: handler.HostMap[testProgram, int]{
+		Hosts: handler.HostMap[int]{
 			paas.BackendSP1: handler.HostFunc[int](func(ctx context.Context, in int) (paas.Proof, error) {
 				record("prove", ctx)
 				return paas.Proof{}, nil
@@ -306,11 +307,11 @@ func TestRemoteProofHandlerValidate(t *testing.T) {
 		want  []string
 	}{
 		{"Fetcher", func(h *handler.RemoteProofHandler[testProgram, int]) { h.Fetcher = nil }, []string{"Fetcher"}},
-		{"Resolver", func(h *handler.RemoteProofHandler[testProgram, int]) { h.Resolver = nil }, []string{"Resolver"}},
+		{"Hosts", func(h *handler.RemoteProofHandler[testProgram, int]) { h.Hosts = nil }, []string{"Hosts"}},
 		{"Storer", func(h *handler.RemoteProofHandler[testProgram, int]) { h.Storer = nil }, []string{"Storer"}},
 		{"all", func(h *handler.RemoteProofHandler[testProgram, int]) {
 			*h = handler.RemoteProofHandler[testProgram, int]{}
-		}, []string{"Fetcher", "Resolver", "Storer"}},
+		}, []string{"Fetcher", "Hosts", "Storer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,7 +320,7 @@ func TestRemoteProofHandlerValidate(t *testing.T) {
 
 			err := h.Validate()
 			require.ErrorIs(t, err, handler.ErrIncomplete)
-			for _, field := range []string{"Fetcher", "Resolver", "Storer"} {
+			for _, field := range []string{"Fetcher", "Hosts", "Storer"} {
 				if slices.Contains(tt.want, field) {
 					assert.ErrorContains(t, err, field)
 				} else {
@@ -341,21 +342,21 @@ type namedHost string
 
 func (namedHost) Prove(context.Context, int) (paas.Proof, error) { return paas.Proof{}, nil }
 
-func TestHostMapResolveHost(t *testing.T) {
-	m := handler.HostMap[testProgram, int]{
+func TestHostMapHost(t *testing.T) {
+	m := handler.HostMap[int]{
 		paas.BackendNative: namedHost("native"),
 		"gpu":              namedHost("gpu"),
 		paas.BackendSP1:    nil,
 	}
 
 	for _, b := range []paas.Backend{paas.BackendNative, "gpu"} {
-		h, err := m.ResolveHost(testProgram{}, b)
+		h, err := m.Host(b)
 		require.NoError(t, err)
 		assert.Equal(t, namedHost(b), h)
 	}
 
 	for _, b := range []paas.Backend{paas.BackendRisc0, paas.BackendSP1} {
-		_, err := m.ResolveHost(testProgram{}, b)
+		_, err := m.Host(b)
 		require.ErrorIs(t, err, handler.ErrNoHost, "backend %s", b)
 	}
 }
@@ -452,4 +453,18 @@ func TestRemoteProofHandlerDoesNotProveAgainATaskWhoseProofIsStored(t *testing.T
 	other := task(t, testProgram{N: 2}, paas.BackendSP1)
 	require.NoError(t, f.h.Prove(t.Context(), other))
 	assert.Len(t, f.proved, 2, "a task without a stored proof is proven")
+}
+
+func TestRemoteProofHandlerResolverTakesPrecedenceOverHosts(t *testing.T) {
+	f := newFixture(t) // its Hosts prove on sp1
+	chosen := handler.HostFunc[int](func(context.Context, int) (paas.Proof, error) {
+		return paas.Proof{Receipt: []byte("from the resolver's host")}, nil
+	})
+	f.h.Resolver = handler.HostResolverFunc[testProgram, int](func(p testProgram, _ paas.Backend) (handler.Host[int], error) {
+		return chosen, nil
+	})
+	tk := task(t, testProgram{N: 1}, paas.BackendSP1)
+	require.NoError(t, f.h.Prove(t.Context(), tk))
+	assert.Empty(t, f.proved, "the Hosts are not asked when there is a Resolver")
+	assert.Equal(t, "from the resolver's host", string(f.stored[tk.ID].Receipt))
 }

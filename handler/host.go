@@ -19,8 +19,10 @@ type HostFunc[I any] func(ctx context.Context, input I) (paas.Proof, error)
 // Prove implements Host by calling f.
 func (f HostFunc[I]) Prove(ctx context.Context, input I) (paas.Proof, error) { return f(ctx, input) }
 
-// HostResolver picks the Host that proves a program on a backend. Its errors fail the task
-// permanently: the program and backend of a task never change, so neither would the answer.
+// HostResolver picks the Host that proves a program on a backend, for a RemoteProofHandler
+// whose host depends on the program (a large proof to a bigger prover, say); when it depends
+// on the backend alone, a HostMap is enough. Its errors fail the task permanently: the
+// program and backend of a task never change, so neither would the answer.
 type HostResolver[P, I any] interface {
 	ResolveHost(program P, backend paas.Backend) (Host[I], error)
 }
@@ -33,12 +35,12 @@ func (f HostResolverFunc[P, I]) ResolveHost(program P, backend paas.Backend) (Ho
 	return f(program, backend)
 }
 
-// HostMap is a HostResolver with one host per backend, whatever the program.
-type HostMap[P, I any] map[paas.Backend]Host[I]
+// HostMap holds one host per backend, whatever the program: RemoteProofHandler.Hosts.
+type HostMap[I any] map[paas.Backend]Host[I]
 
-// ResolveHost implements HostResolver. It returns an error wrapping ErrNoHost for a backend
-// that has no host, or a nil one.
-func (m HostMap[P, I]) ResolveHost(_ P, backend paas.Backend) (Host[I], error) {
+// Host returns the host of backend, or an error wrapping ErrNoHost for a backend that has no
+// host, or a nil one.
+func (m HostMap[I]) Host(backend paas.Backend) (Host[I], error) {
 	if h := m[backend]; h != nil {
 		return h, nil
 	}

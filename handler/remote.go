@@ -34,9 +34,14 @@ var (
 //
 // A RemoteProofHandler is safe for concurrent use if its fields are.
 type RemoteProofHandler[P, I any] struct {
-	Fetcher  InputFetcher[P, I]
+	// Fetcher fetches the input of a program. Required.
+	Fetcher InputFetcher[P, I]
+	// Hosts proves the tasks of each backend. Required unless Resolver is set.
+	Hosts HostMap[I]
+	// Resolver, if set, picks the host for each program and backend instead of Hosts.
 	Resolver HostResolver[P, I]
-	Storer   paas.ProofStorer
+	// Storer stores the proofs, under the task ids. Required.
+	Storer paas.ProofStorer
 	// Codec decodes task.Program. It must be the service's Codec; nil means paas.JSONCodec,
 	// the service's default.
 	Codec paas.Codec
@@ -51,8 +56,8 @@ func (h *RemoteProofHandler[P, I]) Validate() error {
 	if h.Fetcher == nil {
 		missing = append(missing, "Fetcher")
 	}
-	if h.Resolver == nil {
-		missing = append(missing, "Resolver")
+	if h.Hosts == nil && h.Resolver == nil {
+		missing = append(missing, "Hosts (or a Resolver)")
 	}
 	if h.Storer == nil {
 		missing = append(missing, "Storer")
@@ -87,7 +92,7 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 	if err := codec.Unmarshal(task.Program, &program); err != nil {
 		return permanent(fmt.Errorf("handler: decode program: %w", err))
 	}
-	host, err := h.Resolver.ResolveHost(program, task.Backend)
+	host, err := h.host(program, task.Backend)
 	if err != nil {
 		return permanent(fmt.Errorf("handler: resolve host: %w", err))
 	}
@@ -119,6 +124,15 @@ func (h *RemoteProofHandler[P, I]) Prove(ctx context.Context, task paas.Task) er
 		return fmt.Errorf("handler: store proof: %w", err)
 	}
 	return nil
+}
+
+// host returns the host that proves program on backend: the Resolver's choice, if there is a
+// Resolver, else the backend's host in Hosts.
+func (h *RemoteProofHandler[P, I]) host(program P, backend paas.Backend) (Host[I], error) {
+	if h.Resolver != nil {
+		return h.Resolver.ResolveHost(program, backend)
+	}
+	return h.Hosts.Host(backend)
 }
 
 // permanent is paas.Permanent that does not wrap an error that is already permanent, which

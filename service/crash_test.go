@@ -81,7 +81,7 @@ func crashChild(path string) int {
 			n, err := strconv.Atoi(j.Name)
 			return n, paas.Permanent(err)
 		}),
-		Resolver: handler.HostMap[job, int]{paas.BackendNative: host},
+		Hosts: handler.HostMap[int]{paas.BackendNative: host},
 		// The store reads proofs back, so a task killed after its proof was stored is not
 		// proven again.
 		Storer: printingStore{store, out},

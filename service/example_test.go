@@ -81,7 +81,7 @@ func ExampleProverHandle_Execute() {
 		Fetcher: handler.InputFetcherFunc[fibProgram, int](func(_ context.Context, p fibProgram) (int, error) {
 			return p.N, nil
 		}),
-		Resolver: handler.HostMap[fibProgram, int]{
+		Hosts: handler.HostMap[int]{
 			paas.BackendNative: handler.NativeHost[int]{Run: func(_ context.Context, n int) ([]byte, error) {
 				return []byte(strconv.Itoa(fib(n))), nil
 			}},

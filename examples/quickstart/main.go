@@ -213,7 +213,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	// 2. The handler: fetch the input, prove it on the task's backend, store the proof.
 	fibHandler := &handler.RemoteProofHandler[FibProgram, uint64]{
 		Fetcher: flakyFetcher(),
-		Resolver: handler.HostMap[FibProgram, uint64]{
+		Hosts: handler.HostMap[uint64]{
 			paas.BackendNative: handler.NativeHost[uint64]{Run: runFib},
 			paas.BackendSP1:    mockSP1Host,
 		},
