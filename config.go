@@ -24,6 +24,11 @@ const (
 	DefaultMaxInterruptions = 10
 )
 
+// Disabled, given as RetryConfig.MaxRetries, Jitter, MaxRestarts or MaxInterruptions, turns
+// that part of the policy off: no retries, no jitter, no restarts, or a task failed by its
+// first interruption. Zero, in every field, means the field's default.
+const Disabled = -1
+
 // DefaultMaxInputWait is the Config.MaxInputWait used when it is zero.
 const DefaultMaxInputWait = 24 * time.Hour
 
@@ -63,9 +68,13 @@ type Config struct {
 // (n = 1 for the first retry) is min(BaseDelay × Multiplier^(n-1), MaxDelay), of which a
 // random fraction of up to Jitter is taken off, so that tasks that failed together do not all
 // retry at the same moment.
+//
+// Every zero field takes its default, so that a RetryConfig that sets only BaseDelay still
+// retries, with jitter and restarts; Disabled turns a count or the jitter off.
 type RetryConfig struct {
-	// MaxRetries is how many times a task is retried after its first attempt; 0 disables
-	// retries. The count is kept in the store, so it survives restarts.
+	// MaxRetries is how many times a task is retried after its first attempt. Zero means
+	// DefaultMaxRetries (3); Disabled means none. The count is kept in the store, so it
+	// survives restarts.
 	MaxRetries int
 	// BaseDelay is the delay before the first retry. Zero means DefaultBaseDelay (1s).
 	BaseDelay time.Duration
@@ -73,17 +82,19 @@ type RetryConfig struct {
 	Multiplier float64
 	// MaxDelay caps the delay; at least BaseDelay. Zero means DefaultMaxDelay (5m).
 	MaxDelay time.Duration
-	// Jitter is the largest fraction of a delay that is randomly taken off, in [0, 1].
-	// Zero means no jitter; DefaultRetryConfig uses DefaultJitter (0.1).
+	// Jitter is the largest fraction of a delay that is randomly taken off, in (0, 1]. Zero
+	// means DefaultJitter (0.1); Disabled means none.
 	Jitter float64
 	// MaxRestarts is how many attempts may fail with Restart (discarding the task's
-	// checkpoint), a budget apart from MaxRetries; 0 means a Restart fails the task.
+	// checkpoint), a budget apart from MaxRetries. Zero means DefaultMaxRestarts (3);
+	// Disabled means a Restart fails the task.
 	MaxRestarts int
 	// MaxInterruptions is how many attempts of a task may be cut short by the end of the
 	// process that ran them (found InProgress at Start: a crash, a kill, a handler abandoned
 	// by Stop) before the task fails, a budget apart from MaxRetries: a node that is killed
 	// often does not use up its tasks' retries, while a task that crashes the process every
-	// time still stops looping. Zero means DefaultMaxInterruptions (10).
+	// time still stops looping. Zero means DefaultMaxInterruptions (10); Disabled means the
+	// first interruption fails the task.
 	MaxInterruptions int
 }
 
@@ -156,10 +167,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// WithDefaults returns a copy of r with zero BaseDelay, Multiplier, MaxDelay and
-// MaxInterruptions set to their defaults. MaxRetries, Jitter and MaxRestarts are taken as
-// given: zero means none.
+// WithDefaults returns a copy of r with every zero field set to its default. Disabled fields
+// stay Disabled, so WithDefaults of its own result changes nothing.
 func (r RetryConfig) WithDefaults() RetryConfig {
+	if r.MaxRetries == 0 {
+		r.MaxRetries = DefaultMaxRetries
+	}
+	if r.Jitter == 0 {
+		r.Jitter = DefaultJitter
+	}
+	if r.MaxRestarts == 0 {
+		r.MaxRestarts = DefaultMaxRestarts
+	}
 	if r.BaseDelay == 0 {
 		r.BaseDelay = DefaultBaseDelay
 	}
@@ -178,20 +197,20 @@ func (r RetryConfig) WithDefaults() RetryConfig {
 // Validate reports the first invalid field of r, wrapped in ErrInvalidConfig.
 func (r RetryConfig) Validate() error {
 	switch {
-	case r.MaxRetries < 0:
-		return fmt.Errorf("%w: Retry.MaxRetries = %d, want >= 0", ErrInvalidConfig, r.MaxRetries)
-	case r.MaxRestarts < 0:
-		return fmt.Errorf("%w: Retry.MaxRestarts = %d, want >= 0", ErrInvalidConfig, r.MaxRestarts)
-	case r.MaxInterruptions < 0:
-		return fmt.Errorf("%w: Retry.MaxInterruptions = %d, want >= 0", ErrInvalidConfig, r.MaxInterruptions)
+	case r.MaxRetries < Disabled:
+		return fmt.Errorf("%w: Retry.MaxRetries = %d, want >= 0, or Disabled", ErrInvalidConfig, r.MaxRetries)
+	case r.MaxRestarts < Disabled:
+		return fmt.Errorf("%w: Retry.MaxRestarts = %d, want >= 0, or Disabled", ErrInvalidConfig, r.MaxRestarts)
+	case r.MaxInterruptions < Disabled:
+		return fmt.Errorf("%w: Retry.MaxInterruptions = %d, want >= 0, or Disabled", ErrInvalidConfig, r.MaxInterruptions)
 	case r.BaseDelay <= 0:
 		return fmt.Errorf("%w: Retry.BaseDelay = %s, want > 0", ErrInvalidConfig, r.BaseDelay)
 	case math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0) || r.Multiplier < 1:
 		return fmt.Errorf("%w: Retry.Multiplier = %v, want a finite number >= 1", ErrInvalidConfig, r.Multiplier)
 	case r.MaxDelay < r.BaseDelay:
 		return fmt.Errorf("%w: Retry.MaxDelay = %s, want >= BaseDelay (%s)", ErrInvalidConfig, r.MaxDelay, r.BaseDelay)
-	case math.IsNaN(r.Jitter) || r.Jitter < 0 || r.Jitter > 1:
-		return fmt.Errorf("%w: Retry.Jitter = %v, want a fraction in [0, 1]", ErrInvalidConfig, r.Jitter)
+	case math.IsNaN(r.Jitter) || (r.Jitter < 0 && r.Jitter != Disabled) || r.Jitter > 1:
+		return fmt.Errorf("%w: Retry.Jitter = %v, want a fraction in [0, 1], or Disabled", ErrInvalidConfig, r.Jitter)
 	}
 	return nil
 }
@@ -209,7 +228,7 @@ func (r RetryConfig) Backoff(n int) time.Duration {
 // Delay returns the delay before retry n: Backoff(n) less a random fraction of up to Jitter.
 func (r RetryConfig) Delay(n int) time.Duration {
 	d := r.Backoff(n)
-	if r.Jitter == 0 {
+	if r.Jitter <= 0 {
 		return d
 	}
 	return d - time.Duration(r.Jitter*rand.Float64()*float64(d))

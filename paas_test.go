@@ -107,12 +107,18 @@ func TestConfigWithDefaultsCopiesAndFillsIn(t *testing.T) {
 	got.Workers[paas.BackendSP1] = 4
 	assert.Len(t, workers, 1, "the caller's map is not shared")
 
-	r := paas.RetryConfig{MaxRetries: 0}.WithDefaults()
-	assert.Equal(t, 0, r.MaxRetries, "zero retries means none")
-	assert.Equal(t, paas.DefaultBaseDelay, r.BaseDelay)
+	// Setting one field leaves the others at their defaults: retries go on.
+	r := paas.RetryConfig{BaseDelay: 2 * time.Second}.WithDefaults()
+	assert.Equal(t, paas.DefaultMaxRetries, r.MaxRetries, "zero retries means the default, not none")
+	assert.Equal(t, 2*time.Second, r.BaseDelay)
 	assert.Equal(t, paas.DefaultMultiplier, r.Multiplier)
 	assert.Equal(t, paas.DefaultMaxDelay, r.MaxDelay)
-	assert.Equal(t, 0.0, r.Jitter)
+	assert.Equal(t, paas.DefaultJitter, r.Jitter)
+	assert.Equal(t, paas.DefaultMaxRestarts, r.MaxRestarts)
+	off := paas.RetryConfig{MaxRetries: paas.Disabled, Jitter: paas.Disabled, MaxRestarts: paas.Disabled}.WithDefaults()
+	require.NoError(t, off.Validate())
+	assert.Equal(t, off, off.WithDefaults(), "Disabled stays Disabled")
+	assert.Equal(t, time.Second, off.Delay(1), "no jitter")
 	assert.Equal(t, 10*time.Minute, paas.RetryConfig{BaseDelay: 10 * time.Minute}.WithDefaults().MaxDelay,
 		"a base delay above the default cap raises the cap")
 }
@@ -121,7 +127,7 @@ func TestRetryConfigValidateRefusesNonsense(t *testing.T) {
 	ok := paas.DefaultRetryConfig()
 	require.NoError(t, ok.Validate())
 	for name, mutate := range map[string]func(*paas.RetryConfig){
-		"negative retries":    func(r *paas.RetryConfig) { r.MaxRetries = -1 },
+		"negative retries":    func(r *paas.RetryConfig) { r.MaxRetries = -2 },
 		"zero base":           func(r *paas.RetryConfig) { r.BaseDelay = 0 },
 		"NaN multiplier":      func(r *paas.RetryConfig) { r.Multiplier = math.NaN() },
 		"infinite multiplier": func(r *paas.RetryConfig) { r.Multiplier = math.Inf(1) },
@@ -175,7 +181,7 @@ func TestMaxInterruptionsDefaultsAndIsValidated(t *testing.T) {
 	assert.Equal(t, paas.DefaultMaxInterruptions, got.MaxInterruptions, "zero takes the default: a crash must not fail tasks")
 	assert.Equal(t, paas.DefaultMaxInterruptions, paas.DefaultRetryConfig().MaxInterruptions)
 	bad := paas.DefaultRetryConfig()
-	bad.MaxInterruptions = -1
+	bad.MaxInterruptions = -2
 	assert.ErrorIs(t, bad.Validate(), paas.ErrInvalidConfig)
 }
 

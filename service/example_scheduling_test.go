@@ -296,7 +296,7 @@ func Example_checkpoint() {
 	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := nativeOnly()
 	cfg.Clock = fake
-	cfg.Retry = &paas.RetryConfig{MaxRetries: 3, BaseDelay: time.Second} // no jitter: 1s
+	cfg.Retry = &paas.RetryConfig{MaxRetries: 3, BaseDelay: time.Second, Jitter: paas.Disabled} // 1s, no jitter
 	svc, err := service.New(cfg, memory.New(), map[paas.RoutingKey]handler.ProofHandler{"fib": prove})
 	if err != nil {
 		log.Fatal(err)

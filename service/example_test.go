@@ -136,7 +136,7 @@ func Example_retries() {
 	cfg := nativeOnly()
 	cfg.Clock = fake
 	// No Jitter, so the delays are exactly 1s, then 2s.
-	cfg.Retry = &paas.RetryConfig{MaxRetries: 3, BaseDelay: time.Second}
+	cfg.Retry = &paas.RetryConfig{MaxRetries: 3, BaseDelay: time.Second, Jitter: paas.Disabled}
 	svc, err := service.New(cfg, memory.New(), map[paas.RoutingKey]handler.ProofHandler{"fib": prove})
 	if err != nil {
 		log.Fatal(err)

@@ -121,7 +121,7 @@ func startOn(t *testing.T, store paas.TaskStore, opts ...option) *fixture {
 	f := &fixture{t: t, clock: clock.NewFake(t0), gate: newGate(), logs: logs}
 	cfg := paas.Config{
 		Workers: map[paas.Backend]int64{paas.BackendNative: 1},
-		Retry:   &paas.RetryConfig{MaxRetries: 2, BaseDelay: time.Second, Multiplier: 2, MaxDelay: time.Minute},
+		Retry:   &paas.RetryConfig{MaxRetries: 2, BaseDelay: time.Second, Multiplier: 2, MaxDelay: time.Minute, Jitter: paas.Disabled},
 		Clock:   f.clock,
 		Logger:  zap.New(core),
 	}

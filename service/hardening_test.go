@@ -414,7 +414,7 @@ func TestWaitAndCancelRacingARetryWaitAndCancel(t *testing.T) {
 }
 
 func TestAttemptCountsEveryAttemptAndDependencyErrorsCarryTheState(t *testing.T) {
-	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 3, MaxRestarts: 3, BaseDelay: time.Second}))
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 3, MaxRestarts: 3, BaseDelay: time.Second, Jitter: paas.Disabled}))
 	id := f.submit("a")
 	a := f.gate.next(t)
 	assert.Equal(t, 1, a.task.Attempt)

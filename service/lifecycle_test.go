@@ -29,7 +29,7 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 		{"no workers", paas.Config{}, memory.New(), h},
 		{"zero workers", paas.Config{Workers: map[paas.Backend]int64{paas.BackendSP1: 0}}, memory.New(), h},
 		{"empty backend", paas.Config{Workers: map[paas.Backend]int64{"": 1}}, memory.New(), h},
-		{"negative retries", paas.Config{Workers: w, Retry: &paas.RetryConfig{MaxRetries: -1}}, memory.New(), h},
+		{"negative retries", paas.Config{Workers: w, Retry: &paas.RetryConfig{MaxRetries: -2}}, memory.New(), h},
 		{"negative base delay", paas.Config{Workers: w, Retry: &paas.RetryConfig{BaseDelay: -time.Second}}, memory.New(), h},
 		{"NaN multiplier", paas.Config{Workers: w, Retry: &paas.RetryConfig{Multiplier: nan()}}, memory.New(), h},
 		{"multiplier below one", paas.Config{Workers: w, Retry: &paas.RetryConfig{Multiplier: 0.5}}, memory.New(), h},
@@ -203,7 +203,7 @@ func TestRestartResumesUnfinishedTasks(t *testing.T) {
 }
 
 func TestLogsCarryTaskFields(t *testing.T) {
-	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 0}))
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: paas.Disabled}))
 	id := f.submit("a")
 	f.gate.next(t).answer <- errors.New("boom")
 	f.wait(id)

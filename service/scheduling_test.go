@@ -131,7 +131,7 @@ func TestFailedDependencyFailsTheDependentAndItsWaiters(t *testing.T) {
 }
 
 func TestInputNotReadyWaitsWithoutSpendingRetriesThenFailsAtTheBound(t *testing.T) {
-	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 0}), func(c *paas.Config) { c.MaxInputWait = time.Hour })
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: paas.Disabled}), func(c *paas.Config) { c.MaxInputWait = time.Hour })
 	id := f.submit("a")
 	waited := make(chan paas.TaskResult, 1)
 	go func() {
@@ -217,7 +217,7 @@ func TestCheckpointIsGivenBackAfterARestart(t *testing.T) {
 	require.NoError(t, store.Close())
 
 	store = openBolt(t, path)
-	second := startOn(t, store, retry(paas.RetryConfig{MaxRetries: 2, BaseDelay: time.Second, MaxRestarts: 1}))
+	second := startOn(t, store, retry(paas.RetryConfig{MaxRetries: 2, BaseDelay: time.Second, MaxRestarts: 1, Jitter: paas.Disabled}))
 	b := second.gate.next(t)
 	assert.Equal(t, id, b.task.ID)
 	assert.Equal(t, []byte("request 0xabc"), b.task.Checkpoint, "poll the request, do not pay for a new one")
@@ -236,7 +236,7 @@ func TestCheckpointIsGivenBackAfterARestart(t *testing.T) {
 }
 
 func TestOperatorRetryGivesAFreshBudget(t *testing.T) {
-	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 0}))
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: paas.Disabled}))
 	id := f.submit("a")
 	f.gate.next(t).answer <- errors.New("boom")
 	require.Equal(t, paas.Failed, f.wait(id).State)

@@ -240,7 +240,7 @@ func TestTransientFailureRetriesWithBackoffOnTheClock(t *testing.T) {
 }
 
 func TestRetryBudgetRunsOutThenFailed(t *testing.T) {
-	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 1, BaseDelay: time.Second}))
+	f := start(t, nil, retry(paas.RetryConfig{MaxRetries: 1, BaseDelay: time.Second, Jitter: paas.Disabled}))
 	id := f.submit("a")
 	f.gate.next(t).answer <- errors.New("one")
 	require.NoError(t, f.clock.WaitForTimers(f.ctx, 1))

@@ -35,7 +35,11 @@ func newHarness(t *testing.T, workers map[paas.Backend]int64, retry paas.RetryCo
 }
 
 func noJitter(maxRetries int) paas.RetryConfig {
-	return paas.RetryConfig{MaxRetries: maxRetries, BaseDelay: time.Second, Multiplier: 2, MaxDelay: time.Minute}
+	if maxRetries == 0 {
+		maxRetries = paas.Disabled
+	}
+	return paas.RetryConfig{MaxRetries: maxRetries, BaseDelay: time.Second, Multiplier: 2, MaxDelay: time.Minute,
+		Jitter: paas.Disabled, MaxRestarts: paas.Disabled}
 }
 
 func record(program string, backend paas.Backend, weight int64) paas.TaskRecord {
