@@ -1,7 +1,8 @@
 // Package attempt is what the service does with one attempt of a handler: Prove runs it,
 // turning a panic into an error, and Judge sorts its outcome, deciding what becomes of the task
 // given the error the handler returned. Judge is the one place where handler errors are
-// interpreted.
+// interpreted. handler/handlertest uses both, so that what it tells a handler's tests is what
+// the service does.
 package attempt
 
 import (
