@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/attempt"
 	"github.com/zkpaas/paas/scheduler"
 )
 
@@ -64,9 +65,9 @@ func (s *core) handlerDone(id paas.TaskID, err error) {
 	t.cancel(nil) // release the context's resources
 	t.run, t.cancel = nil, nil
 	s.sems[t.rec.Backend].Release(t.rec.Weight)
-	v := judge(err, cause, t.rec, s.retry, s.now(), s.maxInputWait)
-	if v.next == paas.Failed || v.next == paas.Retrying {
-		s.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.next))...)
+	v := attempt.Judge(err, cause, t.rec, s.retry, s.now(), s.maxInputWait)
+	if v.Next == paas.Failed || v.Next == paas.Retrying {
+		s.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.Next))...)
 	}
 	if t.writing {
 		t.done = &v // a checkpoint is being written: one write at a time
@@ -75,27 +76,27 @@ func (s *core) handlerDone(id paas.TaskID, err error) {
 	s.settleAttempt(t, v)
 }
 
-func (s *core) settleAttempt(t *task, v verdict) {
-	s.propose(t, v.next, func(r *paas.TaskRecord) {
-		if v.refund {
+func (s *core) settleAttempt(t *task, v attempt.Verdict) {
+	s.propose(t, v.Next, func(r *paas.TaskRecord) {
+		if v.Refund {
 			r.Attempts--
 		}
-		if v.restart {
+		if v.Restart {
 			r.Restarts++
 			r.Checkpoint = nil
 		}
-		if v.interrupted {
+		if v.Interrupted {
 			r.Interruptions++
 		}
-		if v.lastErr != "" {
-			r.LastError = v.lastErr
+		if v.LastErr != "" {
+			r.LastError = v.LastErr
 		}
-		if v.waiting && r.WaitingSince.IsZero() {
+		if v.Waiting && r.WaitingSince.IsZero() {
 			r.WaitingSince = r.UpdatedAt
 		}
 		r.NextAttemptAt = time.Time{}
-		if v.next == paas.Retrying || v.next == paas.Blocked {
-			r.NextAttemptAt = r.UpdatedAt.Add(v.delay)
+		if v.Next == paas.Retrying || v.Next == paas.Blocked {
+			r.NextAttemptAt = r.UpdatedAt.Add(v.Delay)
 		}
 	})
 }

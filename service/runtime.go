@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/internal/attempt"
 	"github.com/zkpaas/paas/scheduler"
 )
 
@@ -345,7 +345,7 @@ func (s *ProverService) carryOut(c *core, sched *scheduler.RetryScheduler, worke
 		ctx := paas.ContextWithTask(job.ctx, task)
 		s.active.Add(1)
 		workers.Go(func() {
-			err := prove(ctx, h, task)
+			err := attempt.Prove(ctx, h, task)
 			s.active.Add(-1)
 			// The loop reads ended until no handler runs, so this send always completes.
 			s.ended <- ended{id: job.task.ID, err: err}
@@ -353,14 +353,4 @@ func (s *ProverService) carryOut(c *core, sched *scheduler.RetryScheduler, worke
 	}
 	clear(c.starts)
 	c.starts = c.starts[:0]
-}
-
-// prove runs one attempt, turning a panic into a *paas.PanicError.
-func prove(ctx context.Context, h handler.ProofHandler, task paas.Task) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &paas.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return h.Prove(ctx, task)
 }

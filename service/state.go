@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/attempt"
 	"github.com/zkpaas/paas/scheduler"
 )
 
@@ -71,7 +72,7 @@ type task struct {
 	run        context.Context         // the handler's context, set while it runs
 	cancel     context.CancelCauseFunc // cancels run
 	deadline   time.Time               // when run times out; zero if never
-	done       *verdict                // the handler's outcome, waiting for a write to commit
+	done       *attempt.Verdict        // the handler's outcome, waiting for a write to commit
 	cancelReq  bool                    // the user asked to cancel
 	cancelAcks []chan<- error          // Cancel calls answered when the task is final
 	cancelled  bool                    // a Cancel has been answered nil: later ones come second
@@ -178,7 +179,7 @@ func (s *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState
 		case paas.Retrying:
 			s.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
 		case paas.InProgress:
-			s.settleAttempt(t, judge(errCrashed, nil, rec, s.retry, s.now(), s.maxInputWait))
+			s.settleAttempt(t, attempt.Judge(errCrashed, nil, rec, s.retry, s.now(), s.maxInputWait))
 		case paas.Blocked:
 			blocked = append(blocked, t)
 		}

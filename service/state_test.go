@@ -285,39 +285,6 @@ func TestStateStaleDueIsIgnored(t *testing.T) {
 	assert.Empty(t, c.writes)
 }
 
-func TestJudgeSortsHandlerErrors(t *testing.T) {
-	policy := noJitter(2)
-	transient := errors.New("transient")
-	cases := []struct {
-		name     string
-		err      error
-		cause    error
-		attempts int
-		want     verdict
-	}{
-		{"success", nil, nil, 1, verdict{next: paas.Completed}},
-		{"success wins over cancel", nil, errCancelled, 1, verdict{next: paas.Completed}},
-		{"permanent", paas.Permanent(transient), nil, 1, verdict{next: paas.Failed, lastErr: "permanent: transient"}},
-		{"wrapped permanent", fmt.Errorf("fetch: %w", paas.Permanent(transient)), nil, 1, verdict{next: paas.Failed, lastErr: "fetch: permanent: transient"}},
-		{"panic", &paas.PanicError{Value: "boom"}, nil, 1, verdict{next: paas.Failed, lastErr: "handler panicked: boom"}},
-		{"transient", transient, nil, 1, verdict{next: paas.Retrying, lastErr: "transient", delay: time.Second}},
-		{"transient second retry", transient, nil, 2, verdict{next: paas.Retrying, lastErr: "transient", delay: 2 * time.Second}},
-		{"budget spent", transient, nil, 3, verdict{next: paas.Failed, lastErr: "transient (gave up after 3 attempts)"}},
-		{"retry after", paas.RetryAfter(transient, time.Hour), nil, 1, verdict{next: paas.Retrying, lastErr: "retry after 1h0m0s: transient", delay: time.Hour}},
-		{"retry after, budget spent", paas.RetryAfter(transient, time.Hour), nil, 3, verdict{next: paas.Failed, lastErr: "retry after 1h0m0s: transient (gave up after 3 attempts)"}},
-		{"cancelled by user", context.Canceled, errCancelled, 1, verdict{next: paas.Cancelled, lastErr: "context canceled"}},
-		{"interrupted by stop", context.Canceled, errInterrupted, 1, verdict{next: paas.Pending, refund: true}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, judge(tc.err, tc.cause, paas.TaskRecord{Attempts: tc.attempts}, policy, t0, time.Hour))
-		})
-	}
-	t.Run("no retries", func(t *testing.T) {
-		assert.Equal(t, verdict{next: paas.Failed, lastErr: "transient"}, judge(transient, nil, paas.TaskRecord{Attempts: 1}, noJitter(0), t0, time.Hour))
-	})
-}
-
 func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
 	id := c.submit(record("a", paas.BackendNative, 1))
