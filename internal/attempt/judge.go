@@ -62,16 +62,14 @@ func Judge(err, cause error, rec paas.TaskRecord, policy paas.RetryConfig, now t
 		// transient failure, retried under the budget with a full timeout again.
 		return retryOrFail(fmt.Errorf("%w: %w", ErrTimedOut, err), rec, policy)
 	}
-	var (
-		panicErr *paas.PanicError
-		perm     *paas.PermanentError
-		notReady *paas.NotReadyError
-		restart  *paas.RestartError
-	)
+	_, panicked := errors.AsType[*paas.PanicError](err)
+	_, permanent := errors.AsType[*paas.PermanentError](err)
+	notReady, waiting := errors.AsType[*paas.NotReadyError](err)
+	_, restart := errors.AsType[*paas.RestartError](err)
 	switch {
-	case errors.As(err, &panicErr), errors.As(err, &perm):
+	case panicked, permanent:
 		return Verdict{Next: paas.Failed, LastErr: err.Error()}
-	case errors.As(err, &notReady):
+	case waiting:
 		since := rec.WaitingSince
 		if since.IsZero() {
 			since = now
@@ -83,7 +81,7 @@ func Judge(err, cause error, rec paas.TaskRecord, policy paas.RetryConfig, now t
 		}
 		// The last look is at the bound, however long the handler asked to wait.
 		return Verdict{Next: paas.Blocked, LastErr: err.Error(), Delay: min(notReady.After, left), Refund: true, Waiting: true}
-	case errors.As(err, &restart):
+	case restart:
 		if rec.Restarts >= policy.MaxRestarts {
 			return Verdict{Next: paas.Failed, Refund: true, Restart: true,
 				LastErr: fmt.Sprintf("%s (gave up after %d restarts)", err, rec.Restarts+1)}
@@ -103,8 +101,7 @@ func retryOrFail(err error, rec paas.TaskRecord, policy paas.RetryConfig) Verdic
 		return Verdict{Next: paas.Failed, LastErr: msg}
 	}
 	delay := policy.Delay(rec.Attempts)
-	var after *paas.RetryAfterError
-	if errors.As(err, &after) {
+	if after, ok := errors.AsType[*paas.RetryAfterError](err); ok {
 		delay = after.Delay
 	}
 	return Verdict{Next: paas.Retrying, LastErr: err.Error(), Delay: delay}
