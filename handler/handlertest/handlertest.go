@@ -11,6 +11,7 @@ import (
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/internal/attempt"
+	"github.com/zkpaas/paas/internal/codec"
 )
 
 // Result is what became of one attempt, and what the service would make of it.
@@ -181,9 +182,9 @@ func (o *options) task(h handler.ProofHandler, program paas.ProgramType, backend
 	if err := o.retry.Validate(); err != nil {
 		return paas.Task{}, err
 	}
-	encoded, err := o.codec.Marshal(program)
+	encoded, err := codec.Encode(o.codec, program)
 	if err != nil {
-		return paas.Task{}, fmt.Errorf("%w: %T: %w", paas.ErrEncodeProgram, program, err)
+		return paas.Task{}, err
 	}
 	deps := make([]paas.TaskID, 0, len(o.dependsOn))
 	for _, dep := range o.dependsOn {

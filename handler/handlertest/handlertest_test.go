@@ -77,7 +77,7 @@ func TestRunOptionsShapeTheTask(t *testing.T) {
 	assert.Equal(t, []byte("cp"), h.task.Checkpoint)
 	assert.Equal(t, []paas.TaskID{a, b}, h.task.DependsOn, "in order, once each, as paas.After")
 	assert.Equal(t, []byte("7"), h.task.Program)
-	assert.Equal(t, 1, calls)
+	assert.Equal(t, 2, calls, "the codec encodes the program, and its decoding again, as Submit does")
 	assert.Equal(t, h.task.ID, res.Task.ID)
 }
 
@@ -310,6 +310,7 @@ func TestRunRefusesWhatSubmitWould(t *testing.T) {
 	}{
 		{"nil program", h, nil, paas.BackendSP1, nil, paas.ErrEncodeProgram},
 		{"unencodable program", h, badProgram{C: make(chan int)}, paas.BackendSP1, nil, paas.ErrEncodeProgram},
+		{"not valid UTF-8", h, namedProgram{Name: "\xff"}, paas.BackendSP1, nil, paas.ErrEncodeProgram},
 		{"empty backend", h, fibProgram{}, "", nil, paas.ErrUnknownBackend},
 		{"attempt 0", h, fibProgram{}, paas.BackendSP1, []handlertest.Option{handlertest.WithAttempt(0)}, paas.ErrInvalidOption},
 		{"nil codec", h, fibProgram{}, paas.BackendSP1, []handlertest.Option{handlertest.WithCodec(nil)}, paas.ErrInvalidOption},
@@ -347,3 +348,7 @@ func (c decimalCodec) Unmarshal(data []byte, v any) error {
 	*v.(*fibProgram) = fibProgram{N: n}
 	return err
 }
+
+type namedProgram struct{ Name string }
+
+func (namedProgram) RoutingKey() paas.RoutingKey { return "named" }
