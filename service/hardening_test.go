@@ -269,8 +269,7 @@ func TestRetryWhileStoppingSaysStopped(t *testing.T) {
 	a := f.gate.next(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- f.svc.Stop(context.Background()) }()
-	require.Eventually(t, func() bool { _, err := f.h.Summary(f.ctx); return errors.Is(err, paas.ErrStopped) },
-		10*time.Second, time.Millisecond, "Stop has begun")
+	<-service.Stopping(f.svc)
 	assert.ErrorIs(t, f.h.Retry(f.ctx, id), paas.ErrStopped)
 	a.answer <- nil
 	require.NoError(t, <-stopped)

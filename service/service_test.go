@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -369,28 +369,33 @@ func TestWaitReturnsWhenContextEndsAndTaskGoesOn(t *testing.T) {
 }
 
 func TestManyWaitersAreAllNotified(t *testing.T) {
-	f := start(t, nil)
-	id := f.submit("a")
-	a := f.gate.next(t)
-	const n = 50
-	results := make(chan paas.TaskResult, n)
-	var wg sync.WaitGroup
-	var registered atomic.Int32
-	for range n {
-		wg.Go(func() {
-			registered.Add(1)
-			res, err := f.h.Wait(f.ctx, id)
-			assert.NoError(t, err)
-			results <- res
-		})
-	}
-	a.answer <- nil
-	wg.Wait()
-	close(results)
-	count := 0
-	for r := range results {
-		assert.Equal(t, paas.Completed, r.State)
-		count++
-	}
-	assert.Equal(t, n, count)
+	// In a bubble, synctest.Wait returns once every goroutine is blocked: each waiter is then
+	// registered with the loop and waiting for the outcome, before there is one.
+	synctest.Test(t, func(t *testing.T) {
+		f := start(t, nil)
+		id := f.submit("a")
+		a := f.gate.next(t)
+		const n = 50
+		results := make(chan paas.TaskResult, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				res, err := f.h.Wait(f.ctx, id)
+				assert.NoError(t, err)
+				results <- res
+			})
+		}
+		synctest.Wait()
+		require.Equal(t, n, service.Waiters(f.h, id), "every waiter is registered before the outcome")
+		require.Empty(t, results)
+		a.answer <- nil
+		wg.Wait()
+		close(results)
+		count := 0
+		for r := range results {
+			assert.Equal(t, paas.Completed, r.State)
+			count++
+		}
+		assert.Equal(t, n, count)
+	})
 }
