@@ -13,6 +13,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
+	"github.com/zkpaas/paas/internal/taskrec"
 	"github.com/zkpaas/paas/service"
 	"github.com/zkpaas/paas/store/memory"
 )
@@ -159,10 +160,7 @@ func TestRestartResumesUnfinishedTasks(t *testing.T) {
 	ctx := context.Background()
 	put := func(name string, state paas.TaskState, attempts int, next time.Time) paas.TaskID {
 		p := []byte(fmt.Sprintf(`{"Name":%q}`, name))
-		rec, err := store.Insert(ctx, paas.TaskRecord{
-			ID: paas.NewTaskID(), Key: paas.KeyOf("job", p, paas.BackendNative), RoutingKey: "job",
-			Backend: paas.BackendNative, Program: p, Weight: 1, State: paas.Pending, CreatedAt: t0, UpdatedAt: t0,
-		})
+		rec, err := store.Insert(ctx, taskrec.New("job", p, paas.BackendNative, t0))
 		require.NoError(t, err)
 		rec.State, rec.Attempts, rec.NextAttemptAt = state, attempts, next
 		require.NoError(t, store.Update(ctx, rec))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/clock"
+	"github.com/zkpaas/paas/internal/taskrec"
 	"github.com/zkpaas/paas/scheduler"
 )
 
@@ -43,11 +44,9 @@ func noJitter(maxRetries int) paas.RetryConfig {
 }
 
 func record(program string, backend paas.Backend, weight int64) paas.TaskRecord {
-	p := []byte(program)
-	return paas.TaskRecord{
-		ID: paas.NewTaskID(), Key: paas.KeyOf("test", p, backend), RoutingKey: "test",
-		Backend: backend, Program: p, Weight: weight, State: paas.Pending, CreatedAt: t0, UpdatedAt: t0,
-	}
+	rec := taskrec.New("test", []byte(program), backend, t0)
+	rec.Weight = weight
+	return rec
 }
 
 // submit submits rec and commits its insert; it returns the new task's id.

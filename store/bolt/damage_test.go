@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/taskrec"
 	"github.com/zkpaas/paas/store/bolt"
 )
 
@@ -93,17 +94,8 @@ func buildDamageBase(t *testing.T, path string, n int, rng *rand.Rand) *damageBa
 		for j := range program {
 			program[j] = byte('a' + rng.IntN(26))
 		}
-		rec := paas.TaskRecord{
-			ID:         seededID(rng, i),
-			Key:        paas.KeyOf("damage", program, paas.BackendNative),
-			RoutingKey: "damage",
-			Backend:    paas.BackendNative,
-			Program:    program,
-			Weight:     1,
-			State:      paas.Pending,
-			CreatedAt:  damageT0.Add(time.Duration(i) * time.Minute),
-			UpdatedAt:  damageT0.Add(time.Duration(i) * time.Minute),
-		}
+		rec := taskrec.New("damage", program, paas.BackendNative, damageT0.Add(time.Duration(i)*time.Minute))
+		rec.ID = seededID(rng, i)
 		writes = append(writes, paas.Write{Insert: true, Record: rec})
 		rec.State = states[rng.IntN(len(states))]
 		rec.Attempts = rng.IntN(3)

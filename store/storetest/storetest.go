@@ -51,6 +51,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/taskrec"
 )
 
 // NewRecord returns a valid new task record for program, as the service would hand it to
@@ -61,19 +62,7 @@ import (
 // options. Records built from the same program share a key, so inserting a second one exercises
 // deduplication.
 func NewRecord(program string) paas.TaskRecord {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	const rk paas.RoutingKey = "test"
-	return paas.TaskRecord{
-		ID:         paas.NewTaskID(),
-		Key:        paas.KeyOf(rk, []byte(program), paas.BackendNative),
-		RoutingKey: rk,
-		Backend:    paas.BackendNative,
-		Program:    []byte(program),
-		Weight:     1,
-		State:      paas.Pending,
-		CreatedAt:  now,
-		UpdatedAt:  now,
-	}
+	return taskrec.New("test", []byte(program), paas.BackendNative, time.Now().UTC().Truncate(time.Microsecond))
 }
 
 // Run runs the conformance suite against the stores that newStore returns. Each subtest calls
