@@ -31,7 +31,7 @@ func (c *harness) commitTo(store paas.BatchStore) {
 }
 
 func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.Permanent(errors.New("bad")))
@@ -54,7 +54,7 @@ func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
 // it back: the store holds a newer version, and the Retry reads the task again.
 func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 	store := memory.New()
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := nativeHarness(t, 0)
 	reply := make(chan submitReply, 1)
 	c.core.submit(record("a", paas.BackendNative, 1), nil, true, reply)
 	c.commitTo(store)
@@ -101,7 +101,7 @@ func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 }
 
 func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
 	id := c.submit(record("a", paas.BackendNative, 1)) // queued behind busy
@@ -114,7 +114,7 @@ func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
 }
 
 func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	ack := make(chan error, 1)
@@ -128,7 +128,7 @@ func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
 }
 
 func TestStateMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.maxInputWait = 10 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -179,7 +179,7 @@ func TestStateFinalRestartIsCounted(t *testing.T) {
 }
 
 func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	dep := c.submit(record("dep", paas.BackendNative, 1))
 	id := c.submitAfter(record("b", paas.BackendNative, 1), dep)
 	res := make(chan outcome, 1)
@@ -199,7 +199,7 @@ func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
 // Prune keeps the dependencies of unfinished tasks, so one missing at load was pruned while its
 // dependent was being submitted, after Submit had found it Completed: it counts as Completed.
 func TestStateLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	blocked := record("b", paas.BackendNative, 1)
 	blocked.Seq, blocked.State = 2, paas.Blocked
 	pruned := paas.NewTaskID()
@@ -223,7 +223,7 @@ func TestStateTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
 }
 
 func TestStateSummaryCountsARetriedTaskOnce(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.Permanent(errors.New("bad")))

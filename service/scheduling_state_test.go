@@ -57,7 +57,7 @@ func TestStateDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
 }
 
 func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
 	d := c.submitAfter(record("d", paas.BackendNative, 1), b)
@@ -77,7 +77,7 @@ func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
 }
 
 func TestStateCancelledDependencyFailsDependent(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
 	ack := make(chan error, 1)
@@ -90,7 +90,7 @@ func TestStateCancelledDependencyFailsDependent(t *testing.T) {
 }
 
 func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	rec := record("b", paas.BackendNative, 1)
@@ -112,7 +112,7 @@ func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 func withSeq(r paas.TaskRecord, seq uint64) paas.TaskRecord { r.Seq = seq; return r }
 
 func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	reply := make(chan submitReply, 1)
 	c.core.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, true, reply)
 	assert.ErrorIs(t, (<-reply).err, errResolve)
@@ -121,7 +121,7 @@ func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
 
 // Identity is decided first: a duplicate that names itself as a dependency is the task.
 func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	id := c.submit(rec)
 	dup := rec
@@ -135,7 +135,7 @@ func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
 }
 
 func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	busy := c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
 	prio := func(name string, p int) paas.TaskID {
@@ -177,7 +177,7 @@ func TestStateHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
 }
 
 func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, paas.NotReady(errors.New("block not final"), time.Minute))
@@ -199,7 +199,7 @@ func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
 }
 
 func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.maxInputWait = 30 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -222,7 +222,7 @@ func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
 }
 
 func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	id := c.submit(record("a", paas.BackendNative, 1))
 	starts := c.run()
@@ -241,7 +241,7 @@ func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
 }
 
 func TestStateTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	rec := record("a", paas.BackendNative, 1)
 	rec.Timeout = time.Hour
@@ -297,7 +297,7 @@ func TestStateCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
 }
 
 func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	ack := make(chan error, 1)
@@ -312,7 +312,7 @@ func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
 }
 
 func TestStateReviveGivesAFreshBudget(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(0))
+	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
 	c.finishRunning(id, errors.New("boom"))
@@ -336,7 +336,7 @@ func TestStateReviveGivesAFreshBudget(t *testing.T) {
 }
 
 func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	running := record("dep", paas.BackendNative, 1)
 	running.Seq = 1
 	onUnfinished := record("w1", paas.BackendNative, 1)
@@ -361,7 +361,7 @@ func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
 }
 
 func TestStateDeadlineStillAppliesWhileStopping(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	c.submit(record("a", paas.BackendNative, 1))
 	starts := c.run()

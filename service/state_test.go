@@ -35,6 +35,12 @@ func newHarness(t *testing.T, workers map[paas.Backend]int64, retry paas.RetryCo
 	return &harness{core: newCore(cfg, nil), t: t, clock: fake}
 }
 
+// nativeHarness is the core most tests drive: one worker of the native backend, and a retry
+// policy of maxRetries retries without jitter.
+func nativeHarness(t *testing.T, maxRetries int) *harness {
+	return newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(maxRetries))
+}
+
 func noJitter(maxRetries int) paas.RetryConfig {
 	if maxRetries == 0 {
 		maxRetries = paas.Disabled
@@ -94,7 +100,7 @@ func (c *harness) state_(id paas.TaskID) paas.TaskState {
 }
 
 func TestStateRunsTaskThroughToCompleted(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	assert.Equal(t, paas.Pending, c.state_(id))
 	assert.Equal(t, 1, c.summary().Pending)
@@ -126,7 +132,7 @@ func TestStateRunsTaskThroughToCompleted(t *testing.T) {
 }
 
 func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
 	c.core.submit(rec, nil, true, r1)
@@ -147,7 +153,7 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 }
 
 func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
 	c.core.submit(rec, nil, true, reply)
@@ -165,7 +171,7 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 }
 
 func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
 	c.core.submit(rec, nil, true, r1)
@@ -231,7 +237,7 @@ func TestStateHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
 }
 
 func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	boom := errors.New("prover busy")
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -260,7 +266,7 @@ func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) 
 }
 
 func TestStateRetryAfterOverridesBackoff(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -272,7 +278,7 @@ func TestStateRetryAfterOverridesBackoff(t *testing.T) {
 }
 
 func TestStateStaleDueIsIgnored(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(2))
+	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -285,7 +291,7 @@ func TestStateStaleDueIsIgnored(t *testing.T) {
 }
 
 func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
 	c.wait(id, res)
@@ -297,7 +303,7 @@ func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
 }
 
 func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	running := c.submit(record("a", paas.BackendNative, 1))
 	queued := c.submit(record("b", paas.BackendNative, 1))
 	c.dispatch()
@@ -319,7 +325,7 @@ func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
 }
 
 func TestStateCancelRetryingTask(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -335,7 +341,7 @@ func TestStateCancelRetryingTask(t *testing.T) {
 }
 
 func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -354,7 +360,7 @@ func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
 }
 
 func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))
 	c.dispatch()
@@ -374,7 +380,7 @@ func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
 }
 
 func TestStateCancelFinishingTaskSaysFinished(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
 	c.commitAll()
@@ -424,7 +430,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 }
 
 func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(1))
+	c := nativeHarness(t, 1)
 	pending := record("p", paas.BackendNative, 1)
 	pending.Seq = 1
 	retrying := record("r", paas.BackendNative, 1)
@@ -470,7 +476,7 @@ func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 }
 
 func TestStateUnwaitForgetsWaiter(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
 	c.wait(id, res)
@@ -483,7 +489,7 @@ func TestStateUnwaitForgetsWaiter(t *testing.T) {
 }
 
 func TestStateWriteGivenUpTellsWaitersAndFreesTheSlot(t *testing.T) {
-	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, noJitter(3))
+	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
