@@ -40,9 +40,17 @@
 //
 // # Where things are
 //
-// This package holds the shared vocabulary: TaskID, TaskState, TaskStatus, TaskResult, Config,
-// RetryConfig, the TaskStore interface and the errors. Package service runs tasks
-// (ProverService, ProverHandle); package handler has ProofHandler and the pieces of
-// RemoteProofHandler; store/memory is an in-memory store for tests; store/storetest is the
-// conformance suite for stores; clock has a fake clock for tests.
+// This package holds the shared vocabulary, each concept in the file named after it: task.go
+// (TaskID, TaskState, Task, TaskStatus, TaskResult, StatusSummary), program.go (ProgramType,
+// Backend, RoutingKey, Codec, TaskKey), options.go (the options of Submit), config.go (Config,
+// RetryConfig), persistence.go (TaskRecord, TaskStore, BatchStore, and the proof store's
+// Proof, ProofStorer and ProofReader) and errors.go (the errors, and the wrappers handlers
+// return: Permanent, RetryAfter, NotReady, Restart).
+//
+// Package service runs tasks (ProverService, ProverHandle); package handler has ProofHandler
+// and the pieces of RemoteProofHandler, and handler/handlertest runs a handler in a test as
+// the service would; scheduler has the RetryScheduler; store/bolt is the durable store;
+// store/memory is an in-memory store for tests; store/storetest is the conformance suite for
+// stores; clock has a fake clock for tests. internal/ holds what the packages share and users
+// must not import.
 package paas

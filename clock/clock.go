@@ -1,5 +1,6 @@
 // Package clock lets the service's notion of time be replaced in tests. Real returns the system
-// clock; Fake is a manual clock that moves only when told to.
+// clock; Fake is a manual clock that moves only when told to. clock.go holds Clock, Timer and
+// Real; fake.go holds Fake.
 package clock
 
 import "time"

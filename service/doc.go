@@ -19,4 +19,15 @@
 // before the loop makes it visible. Tasks wait for their dependencies without polling: the
 // end of a task wakes the tasks blocked on it. The caller's duties: call Start before using
 // the handle, and Stop before exit; handlers must return when their context is cancelled.
+//
+// # Where things are
+//
+// runtime.go holds ProverService, its lifecycle (New, Start, Stop) and its loop; writer.go
+// the writer goroutine; handle.go ProverHandle; identity.go how a program becomes a task
+// record. The synchronous core, which starts no goroutines and does no I/O, is core in
+// state.go (its type, load and settle), commands.go (its side of every command a handle or
+// a handler's SaveCheckpoint sends), attempts.go (dispatch, launch, the end of an attempt),
+// commit.go (what a stored write makes visible), rewrite.go (updates written again after a
+// failure) and queue.go (the per-backend queue). How an attempt's error is sorted is
+// internal/attempt's, shared with handler/handlertest.
 package service

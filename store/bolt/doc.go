@@ -92,4 +92,12 @@
 //
 // The index bucket counts the entries Prune deleted, so that Open still tells the gaps Prune
 // leaves in the Seqs of the index from an entry that was lost.
+//
+// # Where things are
+//
+// bolt.go holds Store and Options; open.go Open; buckets.go the buckets of the file and why
+// they are so; tasks.go the TaskStore and BatchStore methods; index.go the index; prune.go
+// Prune; proofs.go the proofs; dependents.go the dependents bucket; record.go and encode.go
+// the stored formats; damage.go, structure.go, tree.go and digest.go the checks that turn
+// a damaged file into a *DamagedFileError; check.go Check, which cmd/boltcheck runs.
 package bolt

@@ -3,6 +3,9 @@
 // It is meant for unit tests, examples and experiments: it needs no setup and is fast, but
 // nothing it holds survives the process, so a service restarted on a new Store has forgotten
 // every task, finished or not. Use a durable store in production.
+//
+// memory.go holds Store, the TaskStore; proofs.go ProofStore, a paas.ProofStorer and
+// paas.ProofReader for the proofs of handlers.
 package memory
 
 import (

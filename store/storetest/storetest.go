@@ -40,6 +40,10 @@
 //
 // For tests of code that uses a store, Faulty wraps any TaskStore and fails the inserts, updates,
 // batches or prunes it is told to.
+//
+// The suite is split by operation, as the contract is: insert.go, update.go, read.go,
+// batch.go, prune.go, fence.go (fenced updates) and fields.go (every field round-trips);
+// storetest.go holds Run, NewRecord and the helpers; faulty.go holds Faulty.
 package storetest
 
 import (
