@@ -16,7 +16,7 @@ import (
 	"github.com/zkpaas/paas/scheduler"
 )
 
-// The state core is driven directly here: no goroutines, no channels but buffered replies, no
+// The core is driven directly here: no goroutines, no channels but buffered replies, no
 // timing. A core keeps its own tiny "store" so that commits carry Seq like a real one.
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -99,7 +99,7 @@ func (c *harness) state_(id paas.TaskID) paas.TaskState {
 	return st.State
 }
 
-func TestStateRunsTaskThroughToCompleted(t *testing.T) {
+func TestCoreRunsTaskThroughToCompleted(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	assert.Equal(t, paas.Pending, c.state_(id))
@@ -131,7 +131,7 @@ func TestStateRunsTaskThroughToCompleted(t *testing.T) {
 	assert.True(t, c.idle())
 }
 
-func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
+func TestCoreDuplicateSubmitsShareOneInsert(t *testing.T) {
 	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
@@ -152,7 +152,7 @@ func TestStateDuplicateSubmitsShareOneInsert(t *testing.T) {
 	assert.Equal(t, rec.ID, (<-r3).id)
 }
 
-func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
+func TestCoreInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	reply := make(chan submitReply, 1)
@@ -170,7 +170,7 @@ func TestStateInsertOfExistingKeyReturnsStoredTask(t *testing.T) {
 	assert.Empty(t, c.writes)
 }
 
-func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
+func TestCoreInsertErrorReachesEverySubmitter(t *testing.T) {
 	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	r1, r2 := make(chan submitReply, 1), make(chan submitReply, 1)
@@ -188,7 +188,7 @@ func TestStateInsertErrorReachesEverySubmitter(t *testing.T) {
 	assert.True(t, c.idle())
 }
 
-func TestStateDispatchIsFIFOWithinBackendAndBoundedByWorkers(t *testing.T) {
+func TestCoreDispatchIsFIFOWithinBackendAndBoundedByWorkers(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendSP1: 2, paas.BackendRisc0: 1}, noJitter(3))
 	var sp1 []paas.TaskID
 	for i := range 5 {
@@ -214,7 +214,7 @@ func TestStateDispatchIsFIFOWithinBackendAndBoundedByWorkers(t *testing.T) {
 	assert.Equal(t, sp1[2], starts[0].task.ID)
 }
 
-func TestStateHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
+func TestCoreHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendSP1: 2}, noJitter(3))
 	light1 := c.submit(record("l1", paas.BackendSP1, 1))
 	heavy := c.submit(record("h", paas.BackendSP1, 2))
@@ -236,7 +236,7 @@ func TestStateHeavyTaskAtHeadIsNotStarvedByLightOnes(t *testing.T) {
 	assert.Equal(t, paas.Pending, c.state_(light2))
 }
 
-func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) {
+func TestCoreTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) {
 	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	boom := errors.New("prover busy")
@@ -265,7 +265,7 @@ func TestStateTransientFailuresRetryWithBackoffUntilBudgetRunsOut(t *testing.T) 
 	assert.Equal(t, paas.StatusSummary{Failed: 1}, c.summary())
 }
 
-func TestStateRetryAfterOverridesBackoff(t *testing.T) {
+func TestCoreRetryAfterOverridesBackoff(t *testing.T) {
 	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -277,7 +277,7 @@ func TestStateRetryAfterOverridesBackoff(t *testing.T) {
 	assert.Equal(t, t0.Add(time.Hour), st.NextAttemptAt)
 }
 
-func TestStateStaleDueIsIgnored(t *testing.T) {
+func TestCoreStaleDueIsIgnored(t *testing.T) {
 	c := nativeHarness(t, 2)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -290,7 +290,7 @@ func TestStateStaleDueIsIgnored(t *testing.T) {
 	assert.Empty(t, c.writes)
 }
 
-func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
+func TestCorePanicFailsTaskWithoutRetry(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -302,7 +302,7 @@ func TestStatePanicFailsTaskWithoutRetry(t *testing.T) {
 	assert.Equal(t, outcome{res: paas.TaskResult{ID: id, State: paas.Failed, Attempts: 1, Error: "handler panicked: index out of range"}}, <-res)
 }
 
-func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
+func TestCoreCancelWaitingTaskIsImmediate(t *testing.T) {
 	c := nativeHarness(t, 3)
 	running := c.submit(record("a", paas.BackendNative, 1))
 	queued := c.submit(record("b", paas.BackendNative, 1))
@@ -324,7 +324,7 @@ func TestStateCancelWaitingTaskIsImmediate(t *testing.T) {
 	assert.Empty(t, c.writes)
 }
 
-func TestStateCancelRetryingTask(t *testing.T) {
+func TestCoreCancelRetryingTask(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -340,7 +340,7 @@ func TestStateCancelRetryingTask(t *testing.T) {
 	assert.Empty(t, c.writes, "a cancelled task is not retried")
 }
 
-func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
+func TestCoreCancelRunningTaskCancelsHandlerContext(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -359,7 +359,7 @@ func TestStateCancelRunningTaskCancelsHandlerContext(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Cancelled: 1}, c.summary())
 }
 
-func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
+func TestCoreCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))
@@ -379,7 +379,7 @@ func TestStateCancelDuringDispatchWriteSkipsHandler(t *testing.T) {
 	assert.Equal(t, next, starts[0].task.ID)
 }
 
-func TestStateCancelFinishingTaskSaysFinished(t *testing.T) {
+func TestCoreCancelFinishingTaskSaysFinished(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -392,7 +392,7 @@ func TestStateCancelFinishingTaskSaysFinished(t *testing.T) {
 	assert.False(t, c.cancel(id, ack), "finished tasks are no longer cached; the store answers")
 }
 
-func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
+func TestCoreStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	running := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -429,7 +429,7 @@ func TestStateStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	assert.True(t, c.idle())
 }
 
-func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
+func TestCoreLoadResumesUnfinishedTasks(t *testing.T) {
 	c := nativeHarness(t, 1)
 	pending := record("p", paas.BackendNative, 1)
 	pending.Seq = 1
@@ -461,21 +461,21 @@ func TestStateLoadResumesUnfinishedTasks(t *testing.T) {
 	assert.Equal(t, pending.ID, starts[0].task.ID)
 }
 
-func TestStateLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
+func TestCoreLoadLeavesTasksItCannotRunInTheStore(t *testing.T) {
 	fake := clock.NewFake(t0)
 	cfg := paas.Config{Workers: map[paas.Backend]int64{paas.BackendNative: 1}, Clock: fake}.WithDefaults()
-	st := newCore(cfg, func(r paas.TaskRecord) error {
+	c := newCore(cfg, func(r paas.TaskRecord) error {
 		if r.Backend != paas.BackendNative {
 			return paas.ErrUnknownBackend
 		}
 		return nil
 	})
-	st.load([]paas.TaskRecord{record("x", paas.BackendSP1, 1)}, nil)
-	assert.Equal(t, paas.StatusSummary{}, st.summary())
-	assert.Empty(t, st.writes)
+	c.load([]paas.TaskRecord{record("x", paas.BackendSP1, 1)}, nil)
+	assert.Equal(t, paas.StatusSummary{}, c.summary())
+	assert.Empty(t, c.writes)
 }
 
-func TestStateUnwaitForgetsWaiter(t *testing.T) {
+func TestCoreUnwaitForgetsWaiter(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	res := make(chan outcome, 1)
@@ -488,7 +488,7 @@ func TestStateUnwaitForgetsWaiter(t *testing.T) {
 	assert.Empty(t, res)
 }
 
-func TestStateWriteGivenUpTellsWaitersAndFreesTheSlot(t *testing.T) {
+func TestCoreWriteGivenUpTellsWaitersAndFreesTheSlot(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	next := c.submit(record("b", paas.BackendNative, 1))

@@ -30,7 +30,7 @@ func (c *harness) commitTo(store paas.BatchStore) {
 	}
 }
 
-func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
+func TestCoreRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
 	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
@@ -52,7 +52,7 @@ func TestStateRetryIsAnsweredOnlyOnceItsWriteIsStored(t *testing.T) {
 
 // A Retry decided on a record read before the task was retried and completed must not bring
 // it back: the store holds a newer version, and the Retry reads the task again.
-func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
+func TestCoreStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 	store := memory.New()
 	c := nativeHarness(t, 0)
 	reply := make(chan submitReply, 1)
@@ -100,7 +100,7 @@ func TestStateStaleRetryIsFencedAndNeverOverwritesACompletedTask(t *testing.T) {
 	assert.True(t, c.idle())
 }
 
-func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
+func TestCoreSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
@@ -113,7 +113,7 @@ func TestStateSecondOfTwoCancelsOfAWaitingTaskFindsItFinished(t *testing.T) {
 	assert.ErrorIs(t, <-second, paas.ErrTaskFinished, "the second Cancel comes after the task is Cancelled")
 }
 
-func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
+func TestCoreCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.dispatch()
@@ -127,7 +127,7 @@ func TestStateCancelDuringDispatchWriteGivesTheAttemptBack(t *testing.T) {
 	assert.Equal(t, 0, written[1].Runs)
 }
 
-func TestStateMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
+func TestCoreMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.maxInputWait = 10 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
@@ -152,7 +152,7 @@ func TestStateMaxInputWaitGivesALastLookAtTheBound(t *testing.T) {
 	assert.Equal(t, paas.Failed, (<-res).res.State)
 }
 
-func TestStateFinalRestartIsCounted(t *testing.T) {
+func TestCoreFinalRestartIsCounted(t *testing.T) {
 	retry := noJitter(3)
 	retry.MaxRestarts = 1
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
@@ -178,7 +178,7 @@ func TestStateFinalRestartIsCounted(t *testing.T) {
 	assert.Contains(t, written[0].LastError, "gave up after 2 restarts")
 }
 
-func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
+func TestCoreDependencyErrorCarriesTheDependencysState(t *testing.T) {
 	c := nativeHarness(t, 3)
 	dep := c.submit(record("dep", paas.BackendNative, 1))
 	id := c.submitAfter(record("b", paas.BackendNative, 1), dep)
@@ -198,7 +198,7 @@ func TestStateDependencyErrorCarriesTheDependencysState(t *testing.T) {
 
 // Prune keeps the dependencies of unfinished tasks, so one missing at load was pruned while its
 // dependent was being submitted, after Submit had found it Completed: it counts as Completed.
-func TestStateLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
+func TestCoreLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
 	c := nativeHarness(t, 3)
 	blocked := record("b", paas.BackendNative, 1)
 	blocked.Seq, blocked.State = 2, paas.Blocked
@@ -210,7 +210,7 @@ func TestStateLoadCountsAPrunedDependencyAsCompleted(t *testing.T) {
 	assert.Equal(t, paas.Pending, written[0].State, "the task runs: its dependency had completed")
 }
 
-func TestStateTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
+func TestCoreTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	def := c.submit(record("default", paas.BackendNative, 1))
@@ -222,7 +222,7 @@ func TestStateTimeoutZeroOptsOutOfTheBackendDefault(t *testing.T) {
 	assert.Len(t, c.timers, 1, "the task that opted out has no deadline")
 }
 
-func TestStateSummaryCountsARetriedTaskOnce(t *testing.T) {
+func TestCoreSummaryCountsARetriedTaskOnce(t *testing.T) {
 	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()

@@ -37,7 +37,7 @@ func (c *harness) submitAfter(rec paas.TaskRecord, deps ...paas.TaskID) paas.Tas
 	return r.id
 }
 
-func TestStateDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
+func TestCoreDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submit(record("b", paas.BackendNative, 1))
@@ -56,7 +56,7 @@ func TestStateDependentRunsOnceEveryDependencyCompleted(t *testing.T) {
 	assert.Equal(t, []paas.TaskID{a, b}, starts[0].task.DependsOn, "the handler learns its dependencies")
 }
 
-func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
+func TestCoreFailedDependencyFailsDependentsInCascade(t *testing.T) {
 	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
@@ -76,7 +76,7 @@ func TestStateFailedDependencyFailsDependentsInCascade(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Failed: 3}, c.summary())
 }
 
-func TestStateCancelledDependencyFailsDependent(t *testing.T) {
+func TestCoreCancelledDependencyFailsDependent(t *testing.T) {
 	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	b := c.submitAfter(record("b", paas.BackendNative, 1), a)
@@ -89,7 +89,7 @@ func TestStateCancelledDependencyFailsDependent(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Failed: 1, Cancelled: 1}, c.summary())
 }
 
-func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
+func TestCoreDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 	c := nativeHarness(t, 3)
 	a := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
@@ -111,7 +111,7 @@ func TestStateDependencyEndingBeforeTheInsertCommitsIsNotMissed(t *testing.T) {
 
 func withSeq(r paas.TaskRecord, seq uint64) paas.TaskRecord { r.Seq = seq; return r }
 
-func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
+func TestCoreSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
 	c := nativeHarness(t, 3)
 	reply := make(chan submitReply, 1)
 	c.core.submit(record("b", paas.BackendNative, 1), []paas.TaskID{paas.NewTaskID()}, true, reply)
@@ -120,7 +120,7 @@ func TestStateSubmitAsksToResolveDependenciesThatEndedUnseen(t *testing.T) {
 }
 
 // Identity is decided first: a duplicate that names itself as a dependency is the task.
-func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
+func TestCoreDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
 	c := nativeHarness(t, 3)
 	rec := record("a", paas.BackendNative, 1)
 	id := c.submit(rec)
@@ -134,7 +134,7 @@ func TestStateDuplicateIgnoresItsOptionsEvenADependencyOnItself(t *testing.T) {
 	assert.Equal(t, id, r.id)
 }
 
-func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
+func TestCorePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
 	c := nativeHarness(t, 3)
 	busy := c.submit(record("busy", paas.BackendNative, 1))
 	c.run()
@@ -159,7 +159,7 @@ func TestStatePriorityOrdersTheQueueAndFIFOWithinAPriority(t *testing.T) {
 	assert.Equal(t, []paas.TaskID{high, mid1, mid2, low}, order)
 }
 
-func TestStateHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
+func TestCoreHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 2}, noJitter(3))
 	first := c.submit(record("first", paas.BackendNative, 1))
 	c.run()
@@ -176,7 +176,7 @@ func TestStateHeavyHighPriorityTaskHoldsBackLighterLowerOnes(t *testing.T) {
 	assert.Equal(t, heavyID, starts[0].task.ID)
 }
 
-func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
+func TestCoreNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
 	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
@@ -198,7 +198,7 @@ func TestStateNotReadyBlocksWithoutSpendingTheBudget(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Completed: 1}, c.summary())
 }
 
-func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
+func TestCoreNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.maxInputWait = 30 * time.Minute
 	id := c.submit(record("a", paas.BackendNative, 1))
@@ -221,7 +221,7 @@ func TestStateNotReadyForeverFailsAtMaxInputWait(t *testing.T) {
 	assert.Contains(t, o.res.Error, "input not ready for 30m0s, MaxInputWait 30m0s reached")
 }
 
-func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
+func TestCoreDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	id := c.submit(record("a", paas.BackendNative, 1))
@@ -240,7 +240,7 @@ func TestStateDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
 	assert.Equal(t, "attempt timed out: context canceled", st.LastError)
 }
 
-func TestStateTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *testing.T) {
+func TestCoreTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	rec := record("a", paas.BackendNative, 1)
@@ -252,7 +252,7 @@ func TestStateTaskTimeoutOverridesBackendDefaultAndStaleDeadlinesAreIgnored(t *t
 	assert.NoError(t, starts[0].ctx.Err(), "not this attempt's deadline")
 }
 
-func TestStateCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
+func TestCoreCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
 	retry := noJitter(3)
 	retry.MaxRestarts = 1
 	c := newHarness(t, map[paas.Backend]int64{paas.BackendNative: 1}, retry)
@@ -296,7 +296,7 @@ func TestStateCheckpointIsKeptForResumeAndDroppedOnRestart(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Failed: 1}, c.summary(), "the restart budget is spent")
 }
 
-func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
+func TestCoreHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
 	c := nativeHarness(t, 3)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
@@ -311,7 +311,7 @@ func TestStateHandlerEndingDuringACheckpointWriteWaitsForIt(t *testing.T) {
 	require.NoError(t, <-ack)
 }
 
-func TestStateReviveGivesAFreshBudget(t *testing.T) {
+func TestCoreReviveGivesAFreshBudget(t *testing.T) {
 	c := nativeHarness(t, 0)
 	id := c.submit(record("a", paas.BackendNative, 1))
 	c.run()
@@ -335,7 +335,7 @@ func TestStateReviveGivesAFreshBudget(t *testing.T) {
 	assert.ErrorIs(t, <-again, paas.ErrNotRetryable, "it is running again")
 }
 
-func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
+func TestCoreLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
 	c := nativeHarness(t, 3)
 	running := record("dep", paas.BackendNative, 1)
 	running.Seq = 1
@@ -360,7 +360,7 @@ func TestStateLoadResolvesDependenciesOfBlockedTasks(t *testing.T) {
 	assert.Equal(t, paas.StatusSummary{Blocked: 2, Pending: 2, Failed: 1}, c.summary())
 }
 
-func TestStateDeadlineStillAppliesWhileStopping(t *testing.T) {
+func TestCoreDeadlineStillAppliesWhileStopping(t *testing.T) {
 	c := nativeHarness(t, 3)
 	c.timeouts = map[paas.Backend]time.Duration{paas.BackendNative: time.Minute}
 	c.submit(record("a", paas.BackendNative, 1))
