@@ -12,19 +12,19 @@ import (
 	"github.com/zkpaas/paas/scheduler"
 )
 
-func (s *core) launch(t *task) {
+func (c *core) launch(t *task) {
 	t.run, t.cancel = context.WithCancelCause(context.Background())
-	s.running++
+	c.running++
 	timeout := t.rec.Timeout
 	if timeout == 0 && !t.rec.NoTimeout {
-		timeout = s.timeouts[t.rec.Backend]
+		timeout = c.timeouts[t.rec.Backend]
 	}
 	t.deadline = time.Time{}
 	if timeout > 0 {
-		t.deadline = s.now().Add(timeout)
-		s.schedule(t.rec.ID, t.deadline, dueDeadline)
+		t.deadline = c.now().Add(timeout)
+		c.schedule(t.rec.ID, t.deadline, dueDeadline)
 	}
-	s.starts = append(s.starts, start{ctx: t.run, task: paas.Task{
+	c.starts = append(c.starts, start{ctx: t.run, task: paas.Task{
 		ID:         t.rec.ID,
 		RoutingKey: t.rec.RoutingKey,
 		Backend:    t.rec.Backend,
@@ -40,44 +40,44 @@ func (s *core) launch(t *task) {
 // equals, and it is strictly first: if it needs more capacity than is free, the tasks behind it
 // wait too, even light ones that would fit. So a heavy task is never starved by a stream of
 // light ones of its priority or below; only tasks of higher priority overtake it.
-func (s *core) dispatch() {
-	if s.stopping {
+func (c *core) dispatch() {
+	if c.stopping {
 		return
 	}
-	for b, q := range s.queues {
+	for b, q := range c.queues {
 		for t := q.peek(); t != nil; t = q.peek() {
-			if !s.sems[b].TryAcquire(t.rec.Weight) {
+			if !c.sems[b].TryAcquire(t.rec.Weight) {
 				break
 			}
 			q.pop()
-			s.propose(t, paas.InProgress, func(r *paas.TaskRecord) { r.Attempts++; r.Runs++ })
+			c.propose(t, paas.InProgress, func(r *paas.TaskRecord) { r.Attempts++; r.Runs++ })
 		}
 	}
 }
 
 // handlerDone records the outcome of an attempt: err is what the handler returned.
-func (s *core) handlerDone(id paas.TaskID, err error) {
-	t := s.tasks[id]
-	s.running--
+func (c *core) handlerDone(id paas.TaskID, err error) {
+	t := c.tasks[id]
+	c.running--
 	// Why the service cancelled the handler, if it did, decides over what the handler
 	// returned; the cause is read here, in the loop that alone cancels.
 	cause := context.Cause(t.run)
 	t.cancel(nil) // release the context's resources
 	t.run, t.cancel = nil, nil
-	s.sems[t.rec.Backend].Release(t.rec.Weight)
-	v := attempt.Judge(err, cause, t.rec, s.retry, s.now(), s.maxInputWait)
+	c.sems[t.rec.Backend].Release(t.rec.Weight)
+	v := attempt.Judge(err, cause, t.rec, c.retry, c.now(), c.maxInputWait)
 	if v.Next == paas.Failed || v.Next == paas.Retrying {
-		s.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.Next))...)
+		c.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.Next))...)
 	}
 	if t.writing {
 		t.done = &v // a checkpoint is being written: one write at a time
 		return
 	}
-	s.settleAttempt(t, v)
+	c.settleAttempt(t, v)
 }
 
-func (s *core) settleAttempt(t *task, v attempt.Verdict) {
-	s.propose(t, v.Next, func(r *paas.TaskRecord) {
+func (c *core) settleAttempt(t *task, v attempt.Verdict) {
+	c.propose(t, v.Next, func(r *paas.TaskRecord) {
 		if v.Refund {
 			r.Attempts--
 		}
@@ -102,22 +102,22 @@ func (s *core) settleAttempt(t *task, v attempt.Verdict) {
 }
 
 // due handles a scheduler entry whose time has come.
-func (s *core) due(d scheduler.Due) {
+func (c *core) due(d scheduler.Due) {
 	if d.Kind == dueRewrite {
-		s.rewriteDue()
+		c.rewriteDue()
 		return
 	}
-	t, ok := s.tasks[d.ID]
+	t, ok := c.tasks[d.ID]
 	if !ok {
 		return // ended
 	}
 	switch d.Kind {
 	case dueAttempt:
 		st := t.rec.State
-		if s.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
+		if c.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
 			return // left for the next start, or stale: cancelled or rescheduled
 		}
-		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+		c.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	case dueDeadline:
 		if t.cancel != nil && t.deadline.Equal(d.At) {
 			t.cancel(errTimedOut)

@@ -14,16 +14,16 @@ import (
 // lists the dependencies of rec that the submitter found unfinished in the store, the others
 // having Completed; if not, a task new to the service is answered errResolve, for the
 // submitter to look its key up in the store and check its options.
-func (s *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
-	if s.stopping {
+func (c *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bool, reply chan<- submitReply) {
+	if c.stopping {
 		reply <- submitReply{err: paas.ErrStopped}
 		return
 	}
-	if t, ok := s.byKey[rec.Key]; ok {
+	if t, ok := c.byKey[rec.Key]; ok {
 		reply <- submitReply{id: t.rec.ID}
 		return
 	}
-	if in, ok := s.inserts[rec.Key]; ok {
+	if in, ok := c.inserts[rec.Key]; ok {
 		in.replies = append(in.replies, reply)
 		return
 	}
@@ -32,28 +32,28 @@ func (s *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bo
 		return
 	}
 	for _, dep := range unfinished {
-		if s.tasks[dep] == nil {
+		if c.tasks[dep] == nil {
 			reply <- submitReply{err: errResolve}
 			return
 		}
 	}
 	t := &task{}
 	for _, dep := range unfinished {
-		s.await(t, dep)
+		c.await(t, dep)
 	}
 	rec.State = paas.Pending
 	if t.deps > 0 {
 		rec.State = paas.Blocked
 	}
 	t.rec = rec
-	s.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
-	s.inflight++
-	s.writes = append(s.writes, paas.Write{Insert: true, Record: rec})
+	c.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
+	c.inflight++
+	c.writes = append(c.writes, paas.Write{Insert: true, Record: rec})
 }
 
 // saveCheckpoint persists a checkpoint for the running attempt of task id.
-func (s *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
-	t, ok := s.tasks[id]
+func (c *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
+	t, ok := c.tasks[id]
 	switch {
 	case !ok || t.cancel == nil || t.rec.Runs != attempt:
 		ack <- fmt.Errorf("%w: task %s: attempt %d is not running", paas.ErrCheckpointRefused, id, attempt)
@@ -64,15 +64,15 @@ func (s *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan
 	}
 	rec := t.rec
 	rec.Checkpoint = data
-	rec.UpdatedAt = s.now()
+	rec.UpdatedAt = c.now()
 	t.saveAck = ack
-	s.queueWrite(t, rec)
+	c.queueWrite(t, rec)
 }
 
 // cancel cancels a cached task. ok is false if the task is not cached, in which case the store
 // must be asked.
-func (s *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
-	t, ok := s.tasks[id]
+func (c *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
+	t, ok := c.tasks[id]
 	if !ok {
 		return false
 	}
@@ -90,7 +90,7 @@ func (s *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 	default:
 		t.queued = false
 		t.cancelAcks = append(t.cancelAcks, ack)
-		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
+		c.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	}
 	return true
 }
@@ -99,22 +99,22 @@ func (s *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 // budget. unfinished lists its dependencies that the caller found unfinished in the store. ack
 // is answered once the change is stored; the write is fenced by rec's Version, so if the task
 // has changed since rec was read, nothing is written and ack is answered errReread.
-func (s *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
+func (c *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- error) {
 	switch {
-	case s.stopping:
+	case c.stopping:
 		ack <- paas.ErrStopped
 		return
-	case s.tasks[rec.ID] != nil && s.tasks[rec.ID].retryAck != nil:
+	case c.tasks[rec.ID] != nil && c.tasks[rec.ID].retryAck != nil:
 		// Another Retry's write is in flight: this one comes after it, either way.
-		t := s.tasks[rec.ID]
+		t := c.tasks[rec.ID]
 		t.laterRetries = append(t.laterRetries, ack)
 		return
-	case s.tasks[rec.ID] != nil:
+	case c.tasks[rec.ID] != nil:
 		ack <- fmt.Errorf("%w: task %s is not finished", paas.ErrNotRetryable, rec.ID)
 		return
 	}
 	for _, dep := range unfinished {
-		if s.tasks[dep] == nil {
+		if c.tasks[dep] == nil {
 			ack <- errResolve
 			return
 		}
@@ -122,16 +122,16 @@ func (s *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 	// Held, so that other calls wait for the write, but not counted: rec may be stale. A task
 	// that finished since the start is in the counts already, and the commit takes it out.
 	t := &task{rec: rec, retryAck: ack}
-	s.tasks[rec.ID], s.byKey[rec.Key] = t, t
-	_, t.counted = s.finished[rec.ID]
+	c.tasks[rec.ID], c.byKey[rec.Key] = t, t
+	_, t.counted = c.finished[rec.ID]
 	for _, dep := range unfinished {
-		s.await(t, dep)
+		c.await(t, dep)
 	}
 	next := paas.Pending
 	if t.deps > 0 {
 		next = paas.Blocked
 	}
-	s.propose(t, next, func(r *paas.TaskRecord) {
+	c.propose(t, next, func(r *paas.TaskRecord) {
 		r.LastError, r.FailedDependency = "", paas.TaskID{}
 		r.Attempts, r.Restarts, r.Interruptions, r.Runs = 0, 0, 0, 0
 		r.FailedDependencyState = 0
@@ -141,8 +141,8 @@ func (s *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 }
 
 // status returns a cached task's status; ok is false if the task is not cached.
-func (s *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
-	t, ok := s.tasks[id]
+func (c *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
+	t, ok := c.tasks[id]
 	if !ok || t.retryAck != nil {
 		// Not held, or held for a Retry's write in flight, whose record may be stale: the
 		// store has what is true until the write commits.
@@ -152,8 +152,8 @@ func (s *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 }
 
 // wait registers res to receive the result of a cached task; ok is false if it is not cached.
-func (s *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
-	t, ok := s.tasks[id]
+func (c *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
+	t, ok := c.tasks[id]
 	if ok {
 		t.waiters = append(t.waiters, res)
 	}
@@ -161,24 +161,24 @@ func (s *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 }
 
 // unwait forgets a waiter that left.
-func (s *core) unwait(id paas.TaskID, res chan<- outcome) {
-	if t, ok := s.tasks[id]; ok {
+func (c *core) unwait(id paas.TaskID, res chan<- outcome) {
+	if t, ok := c.tasks[id]; ok {
 		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- outcome) bool { return w == res })
 	}
 }
 
 // stop stops intake and dispatch. Running handlers go on; queued tasks stay Pending in the store.
-func (s *core) stop() { s.stopping = true }
+func (c *core) stop() { c.stopping = true }
 
 // interrupt cancels every running handler; each task goes back to Pending when its handler returns.
-func (s *core) interrupt() {
-	for _, t := range s.tasks {
+func (c *core) interrupt() {
+	for _, t := range c.tasks {
 		if t.cancel != nil {
 			t.cancel(errInterrupted)
 		}
 	}
-	s.aborted = true
-	s.giveUpRewrites()
+	c.aborted = true
+	c.giveUpRewrites()
 }
 
 // saveCheckpoint is Task.SaveCheckpoint: it persists a checkpoint through the loop, which
@@ -194,4 +194,18 @@ func (s *ProverService) saveCheckpoint(ctx context.Context, id paas.TaskID, atte
 		return rerr
 	}
 	return err
+}
+
+// summary answers Summary: the counts kept up to date as tasks move.
+func (c *core) summary() paas.StatusSummary {
+	count := func(st paas.TaskState) int { return c.counts[slot(st)] }
+	return paas.StatusSummary{
+		Blocked:    count(paas.Blocked),
+		Pending:    count(paas.Pending),
+		InProgress: count(paas.InProgress),
+		Retrying:   count(paas.Retrying),
+		Completed:  count(paas.Completed),
+		Failed:     count(paas.Failed),
+		Cancelled:  count(paas.Cancelled),
+	}
 }

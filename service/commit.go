@@ -10,26 +10,26 @@ import (
 )
 
 // commit applies the store's answer to a write.
-func (s *core) commit(w written) {
-	s.inflight--
+func (c *core) commit(w written) {
+	c.inflight--
 	if w.Insert {
-		s.inserted(w)
+		c.inserted(w)
 		return
 	}
-	t := s.tasks[w.Record.ID]
+	t := c.tasks[w.Record.ID]
 	if w.err != nil {
 		// A Retry is a decision not yet taken, refused like an insert; other updates record
 		// what has happened, and are written again.
-		if s.rewrites.retryable(w.err) && !s.aborted && t.retryAck == nil {
-			s.rewrite(w.Write)
+		if c.rewrites.retryable(w.err) && !c.aborted && t.retryAck == nil {
+			c.rewrite(w.Write)
 			return
 		}
 		t.writing = false
-		s.dropUnstored(t, w)
+		c.dropUnstored(t, w)
 		return
 	}
 	t.writing = false
-	s.rewrites.succeeded()
+	c.rewrites.succeeded()
 	if t.retryAck != nil {
 		t.retryAck <- nil
 		t.retryAck = nil
@@ -38,9 +38,9 @@ func (s *core) commit(w written) {
 		}
 		t.laterRetries = nil
 		if !t.counted {
-			s.counts[slot(t.rec.State)]++ // for the move out of it below
+			c.counts[slot(t.rec.State)]++ // for the move out of it below
 		}
-		delete(s.finished, t.rec.ID)
+		delete(c.finished, t.rec.ID)
 	}
 	if t.saveAck != nil {
 		t.saveAck <- nil
@@ -51,17 +51,17 @@ func (s *core) commit(w written) {
 		t.rec = w.Record
 		return
 	}
-	s.counts[slot(t.rec.State)]--
-	s.counts[slot(w.Record.State)]++
+	c.counts[slot(t.rec.State)]--
+	c.counts[slot(w.Record.State)]++
 	t.rec = w.Record
-	s.debug("task "+w.Record.State.String(), w.Record)
-	s.settle(t)
+	c.debug("task "+w.Record.State.String(), w.Record)
+	c.settle(t)
 }
 
 // dropUnstored gives up on a task whose write the writer gave up on, which it does only when
 // the store is closed, the task is gone from it, or Stop stopped waiting. The store still holds
 // the previous state, which the next start resumes from; until then the task is left alone.
-func (s *core) dropUnstored(t *task, w written) {
+func (c *core) dropUnstored(t *task, w written) {
 	if t.retryAck != nil {
 		// A Retry decided on a record read from the store, which did not take: the store
 		// keeps the task as it is, and the service holds nothing of it. If it changed since
@@ -71,7 +71,7 @@ func (s *core) dropUnstored(t *task, w written) {
 		if errors.Is(err, paas.ErrConflict) {
 			err = errReread
 		} else {
-			s.log.Error("task retry not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
+			c.log.Error("task retry not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
 		}
 		t.retryAck <- err
 		t.retryAck = nil
@@ -84,12 +84,12 @@ func (s *core) dropUnstored(t *task, w written) {
 		for _, a := range t.cancelAcks {
 			a <- errReread
 		}
-		s.forget(t)
+		c.forget(t)
 		return
 	}
-	s.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
+	c.log.Error("task state not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
 	if t.rec.State == paas.Pending && w.Record.State == paas.InProgress {
-		s.sems[t.rec.Backend].Release(t.rec.Weight)
+		c.sems[t.rec.Backend].Release(t.rec.Weight)
 	}
 	err := fmt.Errorf("paas: task %s: moving it to %s was not stored: %w", t.rec.ID, w.Record.State, w.err)
 	if t.saveAck != nil {
@@ -105,13 +105,13 @@ func (s *core) dropUnstored(t *task, w written) {
 	for _, a := range t.cancelAcks {
 		a <- err
 	}
-	s.counts[slot(t.rec.State)]--
-	s.forget(t)
+	c.counts[slot(t.rec.State)]--
+	c.forget(t)
 }
 
-func (s *core) inserted(w written) {
-	in := s.inserts[w.Record.Key]
-	delete(s.inserts, w.Record.Key)
+func (c *core) inserted(w written) {
+	in := c.inserts[w.Record.Key]
+	delete(c.inserts, w.Record.Key)
 	t := in.task
 	proposed := t.rec.ID
 	var reply submitReply
@@ -124,9 +124,9 @@ func (s *core) inserted(w written) {
 	default:
 		reply.id = w.Record.ID
 		t.rec = w.Record
-		s.adopt(t)
-		s.debug("task submitted", t.rec)
-		s.settle(t)
+		c.adopt(t)
+		c.debug("task submitted", t.rec)
+		c.settle(t)
 	}
 	if reply.err != nil || reply.id != proposed {
 		t.gone = true // its dependencies may still list it
@@ -138,8 +138,8 @@ func (s *core) inserted(w written) {
 
 // finish answers everyone waiting on a task that reached a final state, tells its dependents,
 // and drops it from the cache: from now on the store alone knows it.
-func (s *core) finish(t *task) {
-	s.finished[t.rec.ID] = struct{}{}
+func (c *core) finish(t *task) {
+	c.finished[t.rec.ID] = struct{}{}
 	res := t.rec.Result()
 	for _, w := range t.waiters {
 		w <- outcome{res: res}
@@ -153,8 +153,8 @@ func (s *core) finish(t *task) {
 			a <- paas.ErrTaskFinished
 		}
 	}
-	s.forget(t)
-	for _, d := range s.dependents[t.rec.ID] {
+	c.forget(t)
+	for _, d := range c.dependents[t.rec.ID] {
 		if d.gone {
 			continue
 		}
@@ -164,9 +164,9 @@ func (s *core) finish(t *task) {
 			d.failedDep, d.failedDepState = t.rec.ID, t.rec.State
 		}
 		// A task not yet inserted, or with a write in flight, settles when that commits.
-		if !d.writing && s.tasks[d.rec.ID] == d {
-			s.settle(d)
+		if !d.writing && c.tasks[d.rec.ID] == d {
+			c.settle(d)
 		}
 	}
-	delete(s.dependents, t.rec.ID)
+	delete(c.dependents, t.rec.ID)
 }

@@ -39,23 +39,23 @@ func (r *rewrites) succeeded() { r.delay = writeRetryBase }
 
 // rewrite keeps w, an update that failed, to be written again once the backoff is due. Its task
 // stays writing, and the write in flight, meanwhile.
-func (s *core) rewrite(w paas.Write) {
-	s.inflight++
-	r := &s.rewrites
+func (c *core) rewrite(w paas.Write) {
+	c.inflight++
+	r := &c.rewrites
 	r.writes = append(r.writes, w)
 	if r.armed {
 		return
 	}
 	r.armed = true
-	s.log.Warn("task updates failed; writing them again", append(taskFields(w.Record), zap.Duration("in", r.delay))...)
-	s.timers = append(s.timers, scheduler.Due{At: s.now().Add(r.delay), Kind: dueRewrite})
+	c.log.Warn("task updates failed; writing them again", append(taskFields(w.Record), zap.Duration("in", r.delay))...)
+	c.timers = append(c.timers, scheduler.Due{At: c.now().Add(r.delay), Kind: dueRewrite})
 }
 
 // rewriteDue sends the failed updates to the writer again.
-func (s *core) rewriteDue() {
-	r := &s.rewrites
+func (c *core) rewriteDue() {
+	r := &c.rewrites
 	r.armed = false
-	s.writes = append(s.writes, r.writes...)
+	c.writes = append(c.writes, r.writes...)
 	clear(r.writes)
 	r.writes = r.writes[:0]
 	r.delay = min(2*r.delay, writeRetryMax)
@@ -63,13 +63,13 @@ func (s *core) rewriteDue() {
 
 // giveUpRewrites drops the updates waiting to be written again, as Stop does once its ctx has
 // ended: the store keeps each task's previous state, which the next start resumes from.
-func (s *core) giveUpRewrites() {
-	r := &s.rewrites
+func (c *core) giveUpRewrites() {
+	r := &c.rewrites
 	for _, w := range r.writes {
-		s.inflight--
-		t := s.tasks[w.Record.ID]
+		c.inflight--
+		t := c.tasks[w.Record.ID]
 		t.writing = false
-		s.dropUnstored(t, written{Write: w, err: errGaveUp})
+		c.dropUnstored(t, written{Write: w, err: errGaveUp})
 	}
 	clear(r.writes)
 	r.writes = r.writes[:0]

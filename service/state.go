@@ -158,28 +158,28 @@ func newCore(cfg paas.Config, runnable func(paas.TaskRecord) error) *core {
 // MaxInterruptions, so a task that crashes the process stops looping. ended holds the state of
 // the dependencies of Blocked tasks that are not among recs (zero for one the store does not
 // have).
-func (s *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
+func (c *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
 	var blocked []*task
 	unfinished := make(map[paas.TaskID]bool, len(recs))
 	for _, rec := range recs {
 		unfinished[rec.ID] = true
 	}
 	for _, rec := range recs {
-		if s.runnable != nil {
-			if err := s.runnable(rec); err != nil {
+		if c.runnable != nil {
+			if err := c.runnable(rec); err != nil {
 				// Left as it is in the store, to run once a service configured for it starts.
-				s.log.Warn("unfinished task not loaded", append(taskFields(rec), zap.Error(err))...)
+				c.log.Warn("unfinished task not loaded", append(taskFields(rec), zap.Error(err))...)
 				continue
 			}
 		}
-		t := s.adopt(&task{rec: rec})
+		t := c.adopt(&task{rec: rec})
 		switch rec.State {
 		case paas.Pending:
-			s.enqueue(t)
+			c.enqueue(t)
 		case paas.Retrying:
-			s.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
+			c.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
 		case paas.InProgress:
-			s.settleAttempt(t, attempt.Judge(errCrashed, nil, rec, s.retry, s.now(), s.maxInputWait))
+			c.settleAttempt(t, attempt.Judge(errCrashed, nil, rec, c.retry, c.now(), c.maxInputWait))
 		case paas.Blocked:
 			blocked = append(blocked, t)
 		}
@@ -187,149 +187,136 @@ func (s *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState
 	// Dependencies are resolved once every task is cached, whatever the order of recs.
 	for _, t := range blocked {
 		if !t.rec.NextAttemptAt.IsZero() {
-			s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
+			c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
 			continue
 		}
 		for _, dep := range t.rec.DependsOn {
 			switch st := ended[dep]; {
-			case s.tasks[dep] != nil:
-				s.await(t, dep)
+			case c.tasks[dep] != nil:
+				c.await(t, dep)
 			case unfinished[dep]:
 				t.deps++ // a task this service cannot run: wait for a service that can
 			case st == 0:
 				// Prune keeps the tasks that unfinished ones depend on, so this one was pruned
 				// while the task was being submitted, after Submit had found it Completed.
-				s.log.Warn("dependency no longer stored; it had completed", append(taskFields(t.rec), zap.Stringer("dependency", dep))...)
+				c.log.Warn("dependency no longer stored; it had completed", append(taskFields(t.rec), zap.Stringer("dependency", dep))...)
 			case st != paas.Completed && t.failedDep.IsZero():
 				t.failedDep, t.failedDepState = dep, st
 			}
 		}
-		s.settle(t)
+		c.settle(t)
 	}
 }
 
-func (s *core) adopt(t *task) *task {
-	s.tasks[t.rec.ID] = t
-	s.byKey[t.rec.Key] = t
-	s.counts[slot(t.rec.State)]++
+func (c *core) adopt(t *task) *task {
+	c.tasks[t.rec.ID] = t
+	c.byKey[t.rec.Key] = t
+	c.counts[slot(t.rec.State)]++
 	return t
 }
 
 // await makes t wait for dep, a cached unfinished task.
-func (s *core) await(t *task, dep paas.TaskID) {
+func (c *core) await(t *task, dep paas.TaskID) {
 	t.deps++
-	s.dependents[dep] = append(s.dependents[dep], t)
+	c.dependents[dep] = append(c.dependents[dep], t)
 }
 
 // settle does what a task's newly committed state, and what happened to it meanwhile, asks for.
-func (s *core) settle(t *task) {
+func (c *core) settle(t *task) {
 	st := t.rec.State
 	switch {
 	case st.Final():
-		s.finish(t)
+		c.finish(t)
 	case t.done != nil:
 		// The handler returned while a checkpoint was being written.
 		v := *t.done
 		t.done = nil
-		s.settleAttempt(t, v)
+		c.settleAttempt(t, v)
 	case t.cancelReq:
 		// Cancel arrived while a write was in flight. A task that has just been moved to
 		// InProgress has not started its handler yet, so it is cancelled without running,
 		// and the attempt it was given is taken back.
 		unstarted := st == paas.InProgress
 		if unstarted {
-			s.sems[t.rec.Backend].Release(t.rec.Weight)
+			c.sems[t.rec.Backend].Release(t.rec.Weight)
 		}
-		s.propose(t, paas.Cancelled, func(r *paas.TaskRecord) {
+		c.propose(t, paas.Cancelled, func(r *paas.TaskRecord) {
 			r.NextAttemptAt = time.Time{}
 			if unstarted {
 				r.Attempts--
 				r.Runs--
 			}
 		})
-	case st == paas.InProgress && s.stopping:
-		s.sems[t.rec.Backend].Release(t.rec.Weight)
-		s.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.Attempts--; r.Runs-- })
+	case st == paas.InProgress && c.stopping:
+		c.sems[t.rec.Backend].Release(t.rec.Weight)
+		c.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.Attempts--; r.Runs-- })
 	case st == paas.InProgress:
-		s.launch(t)
+		c.launch(t)
 	case st == paas.Pending:
-		s.enqueue(t)
+		c.enqueue(t)
 	case st == paas.Retrying:
-		s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
+		c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
 	case st == paas.Blocked && !t.rec.NextAttemptAt.IsZero():
-		s.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt) // waiting for its input
+		c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt) // waiting for its input
 	case st == paas.Blocked && !t.failedDep.IsZero():
 		dep, depState := t.failedDep, t.failedDepState
-		s.propose(t, paas.Failed, func(r *paas.TaskRecord) {
+		c.propose(t, paas.Failed, func(r *paas.TaskRecord) {
 			r.FailedDependency, r.FailedDependencyState = dep, depState
 			r.LastError = (&paas.DependencyError{ID: dep, State: depState}).Error()
 		})
 	case st == paas.Blocked && t.deps == 0:
-		s.propose(t, paas.Pending, nil)
+		c.propose(t, paas.Pending, nil)
 	}
 }
 
-func (s *core) schedule(id paas.TaskID, at time.Time, kind scheduler.Kind) {
-	s.timers = append(s.timers, scheduler.Due{ID: id, At: at, Kind: kind})
+func (c *core) schedule(id paas.TaskID, at time.Time, kind scheduler.Kind) {
+	c.timers = append(c.timers, scheduler.Due{ID: id, At: at, Kind: kind})
 }
 
-func (s *core) enqueue(t *task) {
-	if !s.stopping {
-		s.queues[t.rec.Backend].push(t)
+func (c *core) enqueue(t *task) {
+	if !c.stopping {
+		c.queues[t.rec.Backend].push(t)
 	}
 }
 
-func (s *core) forget(t *task) {
+func (c *core) forget(t *task) {
 	t.queued = false
 	t.gone = true
-	delete(s.tasks, t.rec.ID)
-	delete(s.byKey, t.rec.Key)
+	delete(c.tasks, t.rec.ID)
+	delete(c.byKey, t.rec.Key)
 }
 
 // propose asks for t to move to next; edit adjusts the other fields of the new record.
-func (s *core) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)) {
+func (c *core) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)) {
 	if !t.rec.State.CanTransitionTo(next) {
-		s.log.DPanic("illegal task transition", append(taskFields(t.rec), zap.Stringer("to", next))...)
+		c.log.DPanic("illegal task transition", append(taskFields(t.rec), zap.Stringer("to", next))...)
 		return
 	}
 	rec := t.rec
 	rec.State = next
-	rec.UpdatedAt = s.now()
+	rec.UpdatedAt = c.now()
 	if edit != nil {
 		edit(&rec)
 	}
-	s.queueWrite(t, rec)
+	c.queueWrite(t, rec)
 }
 
 // queueWrite queues rec, the next version of t, numbered after the one committed: the store
 // applies it only on top of that one.
-func (s *core) queueWrite(t *task, rec paas.TaskRecord) {
+func (c *core) queueWrite(t *task, rec paas.TaskRecord) {
 	rec.Version = t.rec.Version + 1
 	t.writing = true
-	s.inflight++
-	s.writes = append(s.writes, paas.Write{Record: rec})
-}
-
-func (s *core) summary() paas.StatusSummary {
-	c := func(st paas.TaskState) int { return s.counts[slot(st)] }
-	return paas.StatusSummary{
-		Blocked:    c(paas.Blocked),
-		Pending:    c(paas.Pending),
-		InProgress: c(paas.InProgress),
-		Retrying:   c(paas.Retrying),
-		Completed:  c(paas.Completed),
-		Failed:     c(paas.Failed),
-		Cancelled:  c(paas.Cancelled),
-	}
+	c.inflight++
+	c.writes = append(c.writes, paas.Write{Record: rec})
 }
 
 // idle reports whether nothing is running or being written, so a stopping loop may exit.
-func (s *core) idle() bool { return s.running == 0 && s.inflight == 0 }
+func (c *core) idle() bool { return c.running == 0 && c.inflight == 0 }
 
 // debug logs a task's change at debug level. The fields are built only if the level is on:
 // this runs for every change of every task.
-func (s *core) debug(msg string, rec paas.TaskRecord) {
-	if ce := s.log.Check(zap.DebugLevel, msg); ce != nil {
+func (c *core) debug(msg string, rec paas.TaskRecord) {
+	if ce := c.log.Check(zap.DebugLevel, msg); ce != nil {
 		ce.Write(taskFields(rec)...)
 	}
 }
