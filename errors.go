@@ -37,7 +37,10 @@ var (
 	// ErrInvalidTask is wrapped by every error of a Submit that refuses its input: the errors
 	// below, and a *DependencyError for a dependency that has already failed. errors.Is(err,
 	// ErrInvalidTask) tells bad input, which submitting again cannot fix, from a failure of
-	// the store or a stopped service, as ErrInvalidConfig does for configuration.
+	// the store or a stopped service, as ErrInvalidConfig does for configuration. The errors
+	// below keep their meaning elsewhere: Prune refuses a negative age with ErrInvalidOption,
+	// and Retry a task whose dependency was pruned with ErrUnknownDependency, both bad input
+	// too.
 	ErrInvalidTask = errors.New("paas: invalid task")
 
 	// ErrUnknownBackend: Submit named a backend that has no workers configured.
@@ -55,10 +58,9 @@ var (
 	// ErrUnknownDependency: Submit named a dependency that is no task.
 	ErrUnknownDependency = invalid("unknown dependency")
 
-	// ErrNotRunHere is wrapped by the error of a handle method about a task that is unfinished
-	// in the store but that this service does not run: it has no handler for its routing key
-	// or no workers for its backend (another service on the store does), so it can neither
-	// wait for it nor cancel it.
+	// ErrNotRunHere is wrapped by the error of a handle method about a task that this service
+	// cannot run: it has no handler for its routing key or no workers for its backend (another
+	// service on the store does), so it can neither wait for it, cancel it nor retry it.
 	ErrNotRunHere = errors.New("paas: task not run by this service")
 	// ErrCheckpointRefused is wrapped by the error of Task.SaveCheckpoint when the attempt it
 	// was given to has ended, or when a checkpoint of the attempt is being saved already.

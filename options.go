@@ -7,7 +7,9 @@ import "time"
 // the second Submit gives.
 type SubmitOption func(*SubmitOptions)
 
-// SubmitOptions are the options of a task, as set by SubmitOptions.
+// SubmitOptions are the options of a task, as the SubmitOption functions (After, Priority,
+// Timeout) set them and package service reads them. It is exported for that reader: its
+// fields hold TaskIDs, so it cannot live in an internal package this one imports.
 type SubmitOptions struct {
 	DependsOn []TaskID
 	Priority  int

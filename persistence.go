@@ -160,7 +160,8 @@ type BatchStore interface {
 	WriteBatch(ctx context.Context, writes []Write) []WriteResult
 }
 
-// Proof is what a Host produces for one program.
+// Proof is what a prover produces for one program (a handler.Host, say), and what a
+// ProofStorer stores under the task's id.
 type Proof struct {
 	// Backend is the backend that produced the proof.
 	Backend Backend

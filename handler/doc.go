@@ -14,8 +14,8 @@
 //
 // # Fetch, prove, store
 //
-// Most handlers do the same three things, so RemoteProofHandler does them for any program type
-// P and input type I:
+// Most handlers fetch an input, prove it and store the proof, so RemoteProofHandler does that
+// for any program type P and input type I, in five steps:
 //
 //  1. decode task.Program into a P with its Codec;
 //  2. pick the Host that proves on task.Backend from its Hosts, a HostMap (or, when the

@@ -84,8 +84,8 @@ func ExampleProofHandlerFunc() {
 
 	_ = h.Prove(context.Background(), paas.Task{Program: []byte(`{"N":20}`)})
 	err := h.Prove(context.Background(), paas.Task{Program: []byte(`nonsense`)})
-	var perm *paas.PermanentError
-	fmt.Println("permanent:", errors.As(err, &perm))
+	_, permanent := errors.AsType[*paas.PermanentError](err)
+	fmt.Println("permanent:", permanent)
 	// Output:
 	// fib(20) = 6765
 	// permanent: true

@@ -10,8 +10,9 @@ import (
 )
 
 var (
-	// ErrNoHost is wrapped by the error of a HostResolver that has no host for a backend.
-	// RemoteProofHandler fails such a task permanently.
+	// ErrNoHost is wrapped by the error of HostMap.Host for a backend without a host, and of
+	// a RemoteProofHandler whose HostResolver gave none. RemoteProofHandler fails such a task
+	// permanently.
 	ErrNoHost = errors.New("handler: no host for backend")
 	// ErrIncomplete is wrapped by the errors of a handler or host that is missing a required
 	// field. It is a configuration error, so RemoteProofHandler fails such a task permanently.

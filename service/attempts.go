@@ -120,7 +120,7 @@ func (c *core) due(d scheduler.Due) {
 		c.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	case dueDeadline:
 		if t.cancel != nil && t.deadline.Equal(d.At) {
-			t.cancel(errTimedOut)
+			t.cancel(attempt.ErrTimedOut)
 		}
 	}
 }

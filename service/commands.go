@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/attempt"
 )
 
 // submit asks for rec, a new task, to be stored, unless its key is known: identity is decided
@@ -81,7 +82,7 @@ func (c *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 		// Running: the handler's context is cancelled; the task becomes Cancelled when the
 		// handler returns.
 		t.cancelReq = true
-		t.cancel(errCancelled)
+		t.cancel(attempt.ErrCancelled)
 		t.cancelled = true
 		ack <- nil
 	case t.writing || t.cancelReq:
@@ -174,7 +175,7 @@ func (c *core) stop() { c.stopping = true }
 func (c *core) interrupt() {
 	for _, t := range c.tasks {
 		if t.cancel != nil {
-			t.cancel(errInterrupted)
+			t.cancel(attempt.ErrInterrupted)
 		}
 	}
 	c.aborted = true

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/internal/attempt"
 	"github.com/zkpaas/paas/scheduler"
 )
 
@@ -232,7 +233,7 @@ func TestCoreDeadlineCancelsTheAttemptAsATransientFailure(t *testing.T) {
 
 	c.due(deadline)
 	ctx := starts[0].ctx
-	require.ErrorIs(t, context.Cause(ctx), errTimedOut)
+	require.ErrorIs(t, context.Cause(ctx), attempt.ErrTimedOut)
 	c.finishRunning(id, ctx.Err())
 	st, _ := c.status(id)
 	assert.Equal(t, paas.Retrying, st.State)
@@ -368,5 +369,5 @@ func TestCoreDeadlineStillAppliesWhileStopping(t *testing.T) {
 	deadline := c.timers[0]
 	c.stop()
 	c.due(deadline)
-	assert.ErrorIs(t, context.Cause(starts[0].ctx), errTimedOut, "a graceful stop does not extend a deadline")
+	assert.ErrorIs(t, context.Cause(starts[0].ctx), attempt.ErrTimedOut, "a graceful stop does not extend a deadline")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/clock"
+	"github.com/zkpaas/paas/internal/attempt"
 	"github.com/zkpaas/paas/internal/taskrec"
 	"github.com/zkpaas/paas/scheduler"
 )
@@ -351,7 +352,7 @@ func TestCoreCancelRunningTaskCancelsHandlerContext(t *testing.T) {
 	require.NoError(t, <-ack)
 	ctx := starts[0].ctx
 	require.ErrorIs(t, ctx.Err(), context.Canceled)
-	assert.ErrorIs(t, context.Cause(ctx), errCancelled)
+	assert.ErrorIs(t, context.Cause(ctx), attempt.ErrCancelled)
 	assert.Equal(t, paas.InProgress, c.state_(id), "Cancelled once the handler returns")
 
 	c.handlerDone(id, ctx.Err())
@@ -420,7 +421,7 @@ func TestCoreStopInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 	assert.ErrorIs(t, (<-reply).err, paas.ErrStopped)
 
 	c.interrupt()
-	assert.ErrorIs(t, context.Cause(starts[0].ctx), errInterrupted)
+	assert.ErrorIs(t, context.Cause(starts[0].ctx), attempt.ErrInterrupted)
 	c.handlerDone(running, starts[0].ctx.Err())
 	written = c.commitAll()
 	require.Len(t, written, 1)
@@ -449,7 +450,7 @@ func TestCoreLoadResumesUnfinishedTasks(t *testing.T) {
 	assert.Equal(t, paas.Pending, written[0].State, "an interrupted attempt runs again, whatever its retry budget")
 	assert.Equal(t, 1, written[0].Attempts, "an interrupted attempt spends no retry")
 	assert.Equal(t, 1, written[0].Interruptions, "it counts against MaxInterruptions")
-	assert.Equal(t, errCrashed.Error(), written[0].LastError)
+	assert.Equal(t, attempt.ErrCrashed.Error(), written[0].LastError)
 	assert.Equal(t, paas.Failed, written[1].State, "a task that keeps crashing the process runs out of budget")
 	assert.Equal(t, paas.DefaultMaxInterruptions+1, written[1].Interruptions)
 	assert.Equal(t, paas.StatusSummary{Pending: 2, Retrying: 1, Failed: 1}, c.summary())

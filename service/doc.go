@@ -28,6 +28,7 @@
 // state.go (its type, load and settle), commands.go (its side of every command a handle or
 // a handler's SaveCheckpoint sends), attempts.go (dispatch, launch, the end of an attempt),
 // commit.go (what a stored write makes visible), rewrite.go (updates written again after a
-// failure) and queue.go (the per-backend queue). How an attempt's error is sorted is
-// internal/attempt's, shared with handler/handlertest.
+// failure) and queue.go (the per-backend queue). How an attempt's error is sorted, and the
+// causes the service cancels a handler's context with, are internal/attempt's, shared with
+// handler/handlertest.
 package service

@@ -124,13 +124,14 @@ func Example_dependencies() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	var depErr *paas.DependencyError
+	depErr, ok := errors.AsType[*paas.DependencyError](res.Err())
 	fmt.Printf("checkpoint 2: %s; the failed dependency is the bad range: %t\n",
-		res.State, errors.As(res.Err(), &depErr) && depErr.ID == bad)
+		res.State, ok && depErr.ID == bad)
 
 	// Submit refuses a dependency that has already failed.
 	_, err = h.Submit(ctx, checkpointProgram{Epoch: 3}, paas.BackendNative, paas.After(bad))
-	fmt.Println("checkpoint 3 refused:", errors.As(err, &depErr) && depErr.State == paas.Failed)
+	depErr, ok = errors.AsType[*paas.DependencyError](err)
+	fmt.Println("checkpoint 3 refused:", ok && depErr.State == paas.Failed)
 	// Output:
 	// checkpoint 1: blocked on 2 range proofs
 	//   aggregating 1275

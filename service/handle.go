@@ -139,7 +139,7 @@ func (h ProverHandle) Retry(ctx context.Context, id paas.TaskID) error {
 		return fmt.Errorf("%w: task %s is %s", paas.ErrNotRetryable, id, rec.State)
 	}
 	if err := h.s.runnable(rec); err != nil {
-		return fmt.Errorf("paas: retry task %s: %w", id, err)
+		return fmt.Errorf("%w: retry task %s: %w", paas.ErrNotRunHere, id, err)
 	}
 	// A dependency that failed is retried too, or this task fails again at once.
 	_, err = resolving(ctx, h.s, rec.DependsOn, func(unfinished []paas.TaskID) (struct{}, error) {

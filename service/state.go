@@ -179,7 +179,7 @@ func (c *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState
 		case paas.Retrying:
 			c.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
 		case paas.InProgress:
-			c.settleAttempt(t, attempt.Judge(errCrashed, nil, rec, c.retry, c.now(), c.maxInputWait))
+			c.settleAttempt(t, attempt.Judge(attempt.ErrCrashed, nil, rec, c.retry, c.now(), c.maxInputWait))
 		case paas.Blocked:
 			blocked = append(blocked, t)
 		}

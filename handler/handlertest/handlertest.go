@@ -167,7 +167,7 @@ func Run(ctx context.Context, h handler.ProofHandler, program paas.ProgramType, 
 func (o *options) task(h handler.ProofHandler, program paas.ProgramType, backend paas.Backend) (paas.Task, error) {
 	switch {
 	case h == nil:
-		return paas.Task{}, errors.New("handlertest: nil handler")
+		return paas.Task{}, fmt.Errorf("%w: handlertest: nil handler", paas.ErrInvalidConfig)
 	case program == nil:
 		return paas.Task{}, fmt.Errorf("%w: nil program", paas.ErrEncodeProgram)
 	case backend == "":
@@ -230,7 +230,7 @@ func (c *checkpoints) save(ctx context.Context, checkpoint []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ended {
-		return fmt.Errorf("paas: task %s: attempt %d is not running", c.task, c.attempt)
+		return fmt.Errorf("%w: task %s: attempt %d is not running", paas.ErrCheckpointRefused, c.task, c.attempt)
 	}
 	c.list = append(c.list, slices.Clone(checkpoint))
 	return nil

@@ -191,7 +191,7 @@ func TestSaveCheckpointFailsOnceTheAttemptEnded(t *testing.T) {
 
 	err := h.task.SaveCheckpoint(t.Context(), []byte("late"))
 
-	require.Error(t, err)
+	require.ErrorIs(t, err, paas.ErrCheckpointRefused, "as the service refuses it")
 	assert.ErrorContains(t, err, "not running")
 	assert.Empty(t, res.Checkpoints)
 }
@@ -326,7 +326,7 @@ func TestRunRefusesWhatSubmitWould(t *testing.T) {
 	}
 	t.Run("nil handler", func(t *testing.T) {
 		_, err := handlertest.Run(t.Context(), nil, fibProgram{}, paas.BackendSP1)
-		require.Error(t, err)
+		require.ErrorIs(t, err, paas.ErrInvalidConfig, "as service.New refuses it")
 	})
 	assert.Nil(t, h.ctx, "the handler is not called for a refused task")
 }

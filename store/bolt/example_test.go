@@ -97,10 +97,11 @@ func ExampleCheck() {
 		panic(err)
 	}
 	err = bolt.Check(path)
-	var damaged *bolt.DamagedFileError
-	fmt.Println("damaged:", errors.As(err, &damaged), damaged.Path == path)
+	damaged, ok := errors.AsType[*bolt.DamagedFileError](err)
+	fmt.Println("damaged:", ok, damaged.Path == path)
 	_, err = bolt.Open(path, nil)
-	fmt.Println("Open refuses it:", errors.As(err, &damaged))
+	_, ok = errors.AsType[*bolt.DamagedFileError](err)
+	fmt.Println("Open refuses it:", ok)
 	// Output:
 	// sound: true
 	// damaged: true true
