@@ -56,5 +56,6 @@
 // (InputFetcher); host.go the hosts (Host, HostResolver, HostMap, NativeHost); remote.go
 // RemoteProofHandler; dependencies.go DependencyProofs. The proof types (paas.Proof,
 // paas.ProofStorer, paas.ProofReader) are the root package's, which the stores implement.
-// Package handlertest runs a handler as the service would, in a test.
+// Package exechost has a Host that runs a prover program per proof; package handlertest runs
+// a handler as the service would, in a test.
 package handler
