@@ -69,6 +69,21 @@ var (
 	ErrNotRetryable = errors.New("paas: only a failed or cancelled task can be retried")
 )
 
+// Causes of the end of a handler's context, as context.Cause(ctx) returns them. A host that
+// holds something outside the process, such as a session on a remote proving network, reads
+// them to tell a user's Cancel, after which the remote work should be stopped, from a service
+// stop, after which the next attempt (perhaps in another process) picks that work up again
+// from its checkpoint.
+var (
+	// ErrCancelled is the cause when the task was cancelled by ProverHandle.Cancel.
+	ErrCancelled = errors.New("cancelled by the user")
+	// ErrInterrupted is the cause when the service is stopping and the attempt outlived its
+	// grace period. The task runs again on the next Start, with its checkpoint.
+	ErrInterrupted = errors.New("interrupted by service stop")
+	// ErrTimedOut is the cause when the attempt ran past its timeout.
+	ErrTimedOut = errors.New("attempt timed out")
+)
+
 // invalid returns a refusal of Submit's, which wraps ErrInvalidTask.
 func invalid(msg string) error { return &invalidTaskError{msg: "paas: " + msg} }
 

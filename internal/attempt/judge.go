@@ -14,11 +14,12 @@ import (
 )
 
 // Causes set on a handler's context when the service cancels it; they tell Judge why the
-// handler stopped, whatever error the handler returned.
+// handler stopped, whatever error the handler returned. They are paas's, so that hosts can
+// read them too.
 var (
-	ErrCancelled   = errors.New("cancelled by the user")
-	ErrInterrupted = errors.New("interrupted by service stop")
-	ErrTimedOut    = errors.New("attempt timed out")
+	ErrCancelled   = paas.ErrCancelled
+	ErrInterrupted = paas.ErrInterrupted
+	ErrTimedOut    = paas.ErrTimedOut
 	// ErrCrashed is the error recorded for an attempt found InProgress at start: the process
 	// that ran it stopped without recording an outcome.
 	ErrCrashed = errors.New("attempt interrupted: the service stopped while it was in progress")
