@@ -45,11 +45,14 @@
 // Backend, RoutingKey, Codec, TaskKey), options.go (the options of Submit), config.go (Config,
 // RetryConfig), persistence.go (TaskRecord, TaskStore, BatchStore, and the proof store's
 // Proof, ProofStorer and ProofReader) and errors.go (the errors, and the wrappers handlers
-// return: Permanent, RetryAfter, NotReady, Restart).
+// return: Permanent, RetryAfter, NotReady, Restart; and the causes of a handler's context
+// ending: ErrCancelled, ErrInterrupted, ErrTimedOut).
 //
 // Package service runs tasks (ProverService, ProverHandle); package handler has ProofHandler
 // and the pieces of RemoteProofHandler, and handler/handlertest runs a handler in a test as
-// the service would; scheduler has the RetryScheduler; store/bolt is the durable store;
+// the service would; the hosts that prove are handler/gnarkhost (gnark circuits, in process
+// or in a prover process) and handler/exechost (a prover that is a program, such as an SP1
+// or Risc0 host); scheduler has the RetryScheduler; store/bolt is the durable store;
 // store/memory is an in-memory store for tests; store/storetest is the conformance suite for
 // stores; clock has a fake clock for tests. internal/ holds what the packages share and users
 // must not import.
