@@ -56,6 +56,8 @@
 // (InputFetcher); host.go the hosts (Host, HostResolver, HostMap, NativeHost); remote.go
 // RemoteProofHandler; dependencies.go DependencyProofs. The proof types (paas.Proof,
 // paas.ProofStorer, paas.ProofReader) are the root package's, which the stores implement.
-// Package exechost has a Host that runs a prover program per proof; package handlertest runs
-// a handler as the service would, in a test.
+// Package exechost has a Host that runs a prover program per proof; package bonsai a Host
+// that proves on Risc0's Bonsai (or a Bento) and resumes its session after a restart, with a
+// fake server for tests in bonsai/bonsaitest; package handlertest runs a handler as the
+// service would, in a test.
 package handler
