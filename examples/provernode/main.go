@@ -46,7 +46,8 @@ type options struct {
 	srs      string
 	logs     bool
 
-	bonsaiURL, bonsaiKey, bonsaiImage, bonsaiELF string
+	bonsaiURL, bonsaiKey, bonsaiImage, bonsaiELF, bonsaiVersion string
+	bonsaiPoll                                                  time.Duration
 }
 
 func main() {
@@ -68,6 +69,8 @@ func main() {
 	flag.StringVar(&opts.bonsaiKey, "bonsai-key", os.Getenv("BONSAI_API_KEY"), "Bonsai API key")
 	flag.StringVar(&opts.bonsaiImage, "bonsai-image", "", "image id (hex) of the Risc0 guest that runs an epoch")
 	flag.StringVar(&opts.bonsaiELF, "bonsai-elf", "", "ELF file of that guest, uploaded if Bonsai does not have it")
+	flag.StringVar(&opts.bonsaiVersion, "bonsai-version", "3.0.0", "the risc0-zkvm version of the guest, sent as x-risc0-version")
+	flag.DurationVar(&opts.bonsaiPoll, "bonsai-poll", defaultBonsaiPoll, "how often a Bonsai session's status is asked for")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/zkpaas/paas/handler/bonsai/bonsaitest"
 	"github.com/zkpaas/paas/handler/gnarkhost"
 )
 
@@ -74,6 +76,31 @@ func TestAnIsolatedNodeProvesInProverProcesses(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), &out, opts))
 	assert.Contains(t, out.String(), "verified 8 of 8 proofs")
+}
+
+func TestExecutionsAreProvenOnBonsaiWhenItIsConfigured(t *testing.T) {
+	srv := bonsaitest.New()
+	defer srv.Close()
+	opts := tiny(t)
+	opts.failRate = 0
+	opts.bonsaiURL, opts.bonsaiKey, opts.bonsaiVersion = srv.URL, srv.APIKey, srv.Version
+	opts.bonsaiImage, opts.bonsaiELF = strings.Repeat("ab", 32), writeFile(t, []byte("a guest"))
+	opts.bonsaiPoll = time.Millisecond
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out, opts))
+	assert.Contains(t, out.String(), "10 tasks; 0 already done")
+	assert.Contains(t, out.String(), "verified 8 of 8 proofs; 2 Risc0 receipts are for Risc0's verifier")
+	assert.Regexp(t, `(?m)^\s*execution 1\s+risc0\s+completed`, out.String())
+	c := srv.Counts()
+	assert.Equal(t, 2, c.SessionsCreated, "one session per epoch")
+	assert.Zero(t, c.HeaderFailures)
+}
+
+func writeFile(t *testing.T, b []byte) string {
+	t.Helper()
+	path := t.TempDir() + "/file"
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
 }
 
 func TestBadFlagsAreRefused(t *testing.T) {

@@ -15,6 +15,9 @@ import (
 	"github.com/zkpaas/paas"
 )
 
+// errUnverifiable marks a proof this node has no verifier for.
+var errUnverifiable = errors.New("no verifier here")
+
 // row is one task of the report.
 type row struct {
 	name     string
@@ -63,11 +66,12 @@ func (n *node) report(ctx context.Context, out io.Writer, b *batch) error {
 		}
 	}
 	for i, id := range b.bonsai {
+		// A Risc0 receipt is verified by Risc0's verifier, which this node does not have.
 		if err := add(fmt.Sprintf("execution %d", i), id, func(p paas.Proof) error {
 			if len(p.Receipt) == 0 {
 				return errors.New("no receipt")
 			}
-			return nil
+			return errUnverifiable
 		}); err != nil {
 			return err
 		}
@@ -75,10 +79,13 @@ func (n *node) report(ctx context.Context, out io.Writer, b *batch) error {
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "task\tbackend\tstate\tattempts\tproof bytes\tproving\tverified\t")
-	bad := 0
+	bad, unverifiable := 0, 0
 	for _, r := range rows {
 		verdict := "ok"
-		if r.verified != nil {
+		switch {
+		case errors.Is(r.verified, errUnverifiable):
+			verdict, unverifiable = "not here", unverifiable+1
+		case r.verified != nil:
 			verdict, bad = r.verified.Error(), bad+1
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", r.name, r.backend, r.state, r.attempts, r.size, r.proving, verdict)
@@ -86,7 +93,11 @@ func (n *node) report(ctx context.Context, out io.Writer, b *batch) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nverified %d of %d proofs\n\n", len(rows)-bad, len(rows))
+	fmt.Fprintf(out, "\nverified %d of %d proofs", len(rows)-bad-unverifiable, len(rows)-unverifiable)
+	if unverifiable > 0 {
+		fmt.Fprintf(out, "; %d Risc0 receipts are for Risc0's verifier", unverifiable)
+	}
+	fmt.Fprint(out, "\n\n")
 	n.printUsage(out, b)
 	if bad > 0 {
 		return fmt.Errorf("%d proofs did not verify", bad)
