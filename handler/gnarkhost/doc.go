@@ -51,6 +51,9 @@
 // cancellation or timeout within a fraction of a second, and whose crashes fail an attempt,
 // not the node; it costs the start of a process and a read of the cached keys per proof.
 //
+// gnark logs each compile and proof on stdout through its own logger; a node usually turns
+// that off with github.com/consensys/gnark/logger.Disable, as examples/provernode does.
+//
 // circuit.go holds Circuit and compiling; setup.go Setup; cache.go the cache; srs.go the
 // SRSs; keys.go Keys, VerifyingKey and verifying; host.go and subprocess.go the hosts.
 package gnarkhost
