@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -73,13 +75,36 @@ func main() {
 	flag.IntVar(&o.retryTasks, "retry-tasks", 100_000, "tasks of the retry figure")
 	flag.IntVar(&o.restart, "restart", 1_000_000, "unfinished tasks in the bolt file of the restart figure")
 	flag.StringVar(&o.only, "only", "", "comma-separated figures to run; empty: all")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile at the end to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if *quick {
 		o.rounds, o.tasks, o.small, o.large, o.latencyFor = 2, 20_000, 1_000, 10_000, 300*time.Millisecond
 		o.gapTasks, o.retryTasks, o.restart = 200, 1_000, 10_000
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
