@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 
 // tiny is a batch that proves in seconds: 4 blocks in 2 epochs, 8 tasks.
 func tiny(t *testing.T) options {
-	return options{dataDir: t.TempDir(), blocks: 4, epoch: 2, rounds: 2, workers: 1, failRate: 0.3, progress: progressLines}
+	return options{dataDir: t.TempDir(), blocks: 4, epoch: 2, rounds: 2, workers: 1, failRate: 0.5, progress: progressLines}
 }
 
 func TestTheNodeProvesAndVerifiesItsBatchThenFindsItDone(t *testing.T) {
@@ -43,7 +43,7 @@ func TestTheNodeProvesAndVerifiesItsBatchThenFindsItDone(t *testing.T) {
 	assert.Regexp(t, `(?m)^\s*checkpoint 1\s+gnark-plonk\s+completed`, first)
 	assert.Regexp(t, `(?m)^\s*gnark-groth16\s+1\s+4\s`, first, "four transitions proven")
 	retried := regexp.MustCompile(`(?m)completed\s+([2-9])\s`).FindAllString(first, -1)
-	assert.NotEmpty(t, retried, "a failure rate of 0.3 retried nothing:\n%s", first)
+	assert.NotEmpty(t, retried, "a failure rate of 0.5 retried nothing:\n%s", first)
 
 	out.Reset()
 	require.NoError(t, run(context.Background(), &out, opts))

@@ -95,13 +95,15 @@ func (h metered[I]) Prove(ctx context.Context, input I) (paas.Proof, error) {
 	return p, err
 }
 
-// hit decides, the same way on every run, whether an attempt of a task fails.
+// hit decides, the same way on every run, whether an attempt of a task fails: by the task's
+// backend and program, not its id, which is new in every data directory.
 func hit(task paas.Task, rate float64) bool {
 	if rate <= 0 {
 		return false
 	}
 	h := fnv.New64a()
-	h.Write(task.ID[:])
+	h.Write([]byte(task.Backend))
+	h.Write(task.Program)
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(task.Attempt)))
 	return float64(h.Sum64()%1_000_000)/1_000_000 < rate
 }
