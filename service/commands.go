@@ -141,17 +141,6 @@ func (c *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 	})
 }
 
-// status returns a cached task's status; ok is false if the task is not cached.
-func (c *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
-	t, ok := c.tasks[id]
-	if !ok || t.retryAck != nil {
-		// Not held, or held for a Retry's write in flight, whose record may be stale: the
-		// store has what is true until the write commits.
-		return paas.TaskStatus{}, false
-	}
-	return t.rec.Status(), true
-}
-
 // wait registers res to receive the result of a cached task; ok is false if it is not cached.
 func (c *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 	t, ok := c.tasks[id]
@@ -198,15 +187,4 @@ func (s *ProverService) saveCheckpoint(ctx context.Context, id paas.TaskID, atte
 }
 
 // summary answers Summary: the counts kept up to date as tasks move.
-func (c *core) summary() paas.StatusSummary {
-	count := func(st paas.TaskState) int { return c.counts[slot(st)] }
-	return paas.StatusSummary{
-		Blocked:    count(paas.Blocked),
-		Pending:    count(paas.Pending),
-		InProgress: count(paas.InProgress),
-		Retrying:   count(paas.Retrying),
-		Completed:  count(paas.Completed),
-		Failed:     count(paas.Failed),
-		Cancelled:  count(paas.Cancelled),
-	}
-}
+func (c *core) summary() paas.StatusSummary { return c.counts.summary() }

@@ -38,7 +38,7 @@ func (c *core) commit(w written) {
 		}
 		t.laterRetries = nil
 		if !t.counted {
-			c.counts[slot(t.rec.State)]++ // for the move out of it below
+			c.counts.move(0, t.rec.State) // for the move out of it below
 		}
 		delete(c.finished, t.rec.ID)
 	}
@@ -51,10 +51,9 @@ func (c *core) commit(w written) {
 		t.rec = w.Record
 		return
 	}
-	c.counts[slot(t.rec.State)]--
-	c.counts[slot(w.Record.State)]++
+	c.counts.move(t.rec.State, w.Record.State)
 	t.rec = w.Record
-	c.debug("task "+w.Record.State.String(), w.Record)
+	c.debug("", w.Record)
 	c.settle(t)
 }
 
@@ -105,7 +104,7 @@ func (c *core) dropUnstored(t *task, w written) {
 	for _, a := range t.cancelAcks {
 		a <- err
 	}
-	c.counts[slot(t.rec.State)]--
+	c.counts.move(t.rec.State, 0)
 	c.forget(t)
 }
 

@@ -23,3 +23,15 @@ func Waiters(h ProverHandle, id paas.TaskID) int {
 	}
 	return <-n
 }
+
+// status returns a cached task's status; ok is false if the task is not cached, or held
+// for a Retry whose write is in flight. Status itself reads the store.
+func (c *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
+	t, ok := c.tasks[id]
+	if !ok || t.retryAck != nil {
+		// Not held, or held for a Retry's write in flight, whose record may be stale: the
+		// store has what is true until the write commits.
+		return paas.TaskStatus{}, false
+	}
+	return t.rec.Status(), true
+}

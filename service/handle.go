@@ -184,6 +184,10 @@ func (h ProverHandle) Wait(ctx context.Context, id paas.TaskID) (paas.TaskResult
 	if err := h.s.live(); err != nil {
 		return paas.TaskResult{}, err
 	}
+	// A task final in the store has its result there: the loop need not be asked.
+	if rec, err := h.s.store.Get(ctx, id); err == nil && rec.State.Final() {
+		return rec.Result(), nil
+	}
 	for {
 		res := make(chan outcome, 1)
 		rec, err := h.cachedOrStored(ctx, id, func(c *core) bool { return c.wait(id, res) })
@@ -231,28 +235,14 @@ func (h ProverHandle) cachedOrStored(ctx context.Context, id paas.TaskID, step f
 	}
 }
 
-// Status returns a snapshot of task id, or an error wrapping paas.ErrTaskNotFound.
+// Status returns a snapshot of task id, or an error wrapping paas.ErrTaskNotFound. It reads
+// the store, which holds every change of the task that the service has made visible (the
+// service acts on a change only once the store has it), and so does not wait for the
+// service's loop, however busy.
 func (h ProverHandle) Status(ctx context.Context, id paas.TaskID) (paas.TaskStatus, error) {
 	if err := h.s.live(); err != nil {
 		return paas.TaskStatus{}, err
 	}
-	type reply struct {
-		status paas.TaskStatus
-		ok     bool
-	}
-	out := make(chan reply, 1)
-	if err := h.send(ctx, func(c *core) {
-		status, ok := c.status(id)
-		out <- reply{status, ok}
-	}); err != nil {
-		return paas.TaskStatus{}, err
-	}
-	r, err := receive(ctx, h.s, out)
-	if err != nil || r.ok {
-		return r.status, err
-	}
-	// Not held by the service: finished, or unknown. The service drops a task only after its
-	// final state is stored, so the store's answer is current.
 	rec, err := h.s.store.Get(ctx, id)
 	if err != nil {
 		return paas.TaskStatus{}, err
@@ -260,17 +250,17 @@ func (h ProverHandle) Status(ctx context.Context, id paas.TaskID) (paas.TaskStat
 	return rec.Status(), nil
 }
 
-// Summary returns how many tasks are in each state. It is kept up to date as tasks move, so a
-// call costs the same however many tasks there are.
+// Summary returns how many tasks are in each state: the unfinished ones, and those that
+// finished since the service started. It is kept up to date as tasks move, so a call costs
+// the same however many tasks there are, and it does not wait for the service's loop.
 func (h ProverHandle) Summary(ctx context.Context) (paas.StatusSummary, error) {
 	if err := h.s.live(); err != nil {
 		return paas.StatusSummary{}, err
 	}
-	out := make(chan paas.StatusSummary, 1)
-	if err := h.send(ctx, func(c *core) { out <- c.summary() }); err != nil {
+	if err := ctx.Err(); err != nil {
 		return paas.StatusSummary{}, err
 	}
-	return receive(ctx, h.s, out)
+	return h.s.counts.summary(), nil
 }
 
 // Cancel cancels task id. A Pending or Retrying task is Cancelled when Cancel returns. A

@@ -25,9 +25,9 @@ type ProverService struct {
 	handlers map[paas.RoutingKey]handler.ProofHandler
 	log      *zap.Logger
 
-	cmds    chan command   // handles to loop; unbuffered: a command is taken when the loop is ready
-	results chan []written // writer to loop
-	ended   chan ended     // workers to loop
+	cmds    chan command            // handles to loop; unbuffered: a command is taken when the loop is ready
+	results chan []paas.WriteResult // writer to loop, one answer per write of the batch
+	ended   chan ended              // workers to loop; buffered, so that a handler that returns need not wait for the loop
 
 	lifecycle sync.Mutex    // serialises Start against Stop
 	started   chan struct{} // closed by Start once the loop runs
@@ -39,6 +39,7 @@ type ProverService struct {
 	done      chan struct{} // closed once every goroutine has returned: by the loop, or by a Stop before Start
 
 	active atomic.Int64 // handlers running, for Stop to count those it abandons
+	counts *counts      // the loop's counts per state, set by Start, read by Summary
 }
 
 // command is a step of the core, sent by a handle and run on the loop.
@@ -77,13 +78,23 @@ func New(cfg paas.Config, store paas.TaskStore, handlers map[paas.RoutingKey]han
 		handlers: hs,
 		log:      cfg.Logger,
 		cmds:     make(chan command),
-		results:  make(chan []written),
-		ended:    make(chan ended),
+		results:  make(chan []paas.WriteResult),
+		ended:    make(chan ended, endedBuffer(cfg.Workers)),
 		started:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		aborting: make(chan struct{}),
 		done:     make(chan struct{}),
 	}, nil
+}
+
+// endedBuffer is the size of the channel of handlers' outcomes: room for every handler that
+// can run at once, up to a bound.
+func endedBuffer(workers map[paas.Backend]int64) int {
+	var n int64
+	for _, w := range workers {
+		n += w
+	}
+	return int(min(n, 4096))
 }
 
 // Handle returns the handle through which tasks are submitted and observed. Handles are small
@@ -114,6 +125,7 @@ func (s *ProverService) Start(ctx context.Context) error {
 	}
 	c := newCore(s.cfg, s.runnable)
 	c.load(recs, ended)
+	s.counts = c.counts
 	s.log.Info("service started", zap.Int("unfinished_tasks", len(recs)))
 	go s.run(c)
 	close(s.started)
@@ -283,15 +295,15 @@ func (s *ProverService) run(c *core) {
 			// The writer owns the batch until it answers; the next one fills the spare.
 			inWriter, c.writes, spare = c.writes, spare, nil
 			writerBusy = true
-		case ws := <-s.results:
+		case res := <-s.results:
 			writerBusy = false
-			// The answers hold copies: the batch is free again, and is kept rather than
-			// let the next one grow from nothing.
+			for i := range inWriter {
+				c.commit(answer(&inWriter[i], &res[i]))
+			}
+			// The batch is free again, and is kept rather than let the next one grow from
+			// nothing.
 			clear(inWriter)
 			spare, inWriter = inWriter[:0], nil
-			for _, w := range ws {
-				c.commit(w)
-			}
 		case e := <-s.ended:
 			c.handlerDone(e.id, e.err)
 		case d := <-sched.Due():
@@ -307,7 +319,34 @@ func (s *ProverService) run(c *core) {
 			c.interrupt()
 			aborting = nil
 		}
+		s.drain(c)
 	}
+}
+
+// drain takes, without waiting, the handlers' outcomes and the commands that are ready, up to
+// maxGather of them: under load most events find others behind them, and taking those in a
+// small select costs less than going round the whole loop for each.
+func (s *ProverService) drain(c *core) {
+	for range maxGather {
+		select {
+		case e := <-s.ended:
+			c.handlerDone(e.id, e.err)
+		case cmd := <-s.cmds:
+			cmd(c)
+		default:
+			return
+		}
+	}
+}
+
+// answer pairs a write with the store's answer to it. For an insert that succeeded, the record
+// is the one the store holds for the key.
+func answer(w *paas.Write, res *paas.WriteResult) written {
+	out := written{Write: *w, err: res.Err}
+	if w.Insert && res.Err == nil {
+		out.Record = res.Record
+	}
+	return out
 }
 
 // gather lets the callers that the last commit answered send their next commands, and takes

@@ -38,7 +38,7 @@ type core struct {
 	queues     map[paas.Backend]*taskQueue // Pending tasks, by priority then submission order
 	sems       map[paas.Backend]*semaphore.Weighted
 
-	counts [numStates]int // per state; final states: tasks finished since start and still so
+	counts *counts // per state; shared with Summary
 	// finished holds the tasks in the final counts, so that a Retry of one takes it out of
 	// them, and of one that finished before the start does not: a few dozen bytes a task.
 	finished map[paas.TaskID]struct{}
@@ -136,6 +136,7 @@ func newCore(cfg paas.Config, runnable func(paas.TaskRecord) error) *core {
 		runnable:     runnable,
 		now:          cfg.Clock.Now,
 		log:          cfg.Logger,
+		counts:       &counts{},
 		finished:     make(map[paas.TaskID]struct{}),
 		rewrites:     rewrites{delay: writeRetryBase},
 		tasks:        make(map[paas.TaskID]*task),
@@ -211,7 +212,7 @@ func (c *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState
 func (c *core) adopt(t *task) *task {
 	c.tasks[t.rec.ID] = t
 	c.byKey[t.rec.Key] = t
-	c.counts[slot(t.rec.State)]++
+	c.counts.move(0, t.rec.State)
 	return t
 }
 
@@ -313,9 +314,16 @@ func (c *core) queueWrite(t *task, rec paas.TaskRecord) {
 // idle reports whether nothing is running or being written, so a stopping loop may exit.
 func (c *core) idle() bool { return c.running == 0 && c.inflight == 0 }
 
-// debug logs a task's change at debug level. The fields are built only if the level is on:
-// this runs for every change of every task.
+// debug logs a task's change at debug level: msg, or if it is empty "task" and the record's
+// state. The message and fields are built only if the level is on: this runs for every change
+// of every task.
 func (c *core) debug(msg string, rec paas.TaskRecord) {
+	if !c.log.Core().Enabled(zap.DebugLevel) {
+		return
+	}
+	if msg == "" {
+		msg = "task " + rec.State.String()
+	}
 	if ce := c.log.Check(zap.DebugLevel, msg); ce != nil {
 		ce.Write(taskFields(rec)...)
 	}

@@ -14,7 +14,7 @@ func (s *ProverService) writer(ctx context.Context, batches <-chan []paas.Write)
 	for {
 		select {
 		case batch := <-batches:
-			res := s.persist(batch)
+			res := s.apply(batch)
 			select {
 			case s.results <- res:
 			case <-ctx.Done():
@@ -26,23 +26,12 @@ func (s *ProverService) writer(ctx context.Context, batches <-chan []paas.Write)
 	}
 }
 
-// persist writes a batch once and returns the store's answers. Inserts that failed go back to
-// their submitters, and the task does not exist; updates that failed go back to the loop,
-// which writes them again after a backoff (see rewrites), so that the writer is never held up
-// by a store that fails.
-func (s *ProverService) persist(batch []paas.Write) []written {
-	res := s.apply(batch)
-	out := make([]written, len(batch))
-	for i, w := range batch {
-		out[i] = written{Write: w, err: res[i].Err}
-		if w.Insert && res[i].Err == nil {
-			out[i].Record = res[i].Record
-		}
-	}
-	return out
-}
-
-// apply writes ws through the store: in one transaction if it is a BatchStore.
+// apply writes ws once through the store, in one transaction if it is a BatchStore, and
+// returns the store's answers, one per write, in order. Inserts that failed go back to their
+// submitters, and the task does not exist; updates that failed go back to the loop, which
+// writes them again after a backoff (see rewrites), so that the writer is never held up by a
+// store that fails. The loop pairs each answer with its write, which it keeps meanwhile: the
+// records are not copied again.
 func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
 	// Store calls are not bound to Stop's ctx: a task interrupted by Stop must still be written
 	// back to Pending.

@@ -25,7 +25,7 @@ import (
 // The zero Store is empty and ready to use.
 type Store struct {
 	mu    sync.Mutex
-	byID  map[paas.TaskID]paas.TaskRecord
+	byID  map[paas.TaskID]*paas.TaskRecord // updated in place
 	byKey map[paas.TaskKey]paas.TaskID
 	seq   uint64 // the last Seq assigned
 }
@@ -35,7 +35,7 @@ var _ paas.BatchStore = (*Store)(nil)
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		byID:  make(map[paas.TaskID]paas.TaskRecord),
+		byID:  make(map[paas.TaskID]*paas.TaskRecord),
 		byKey: make(map[paas.TaskKey]paas.TaskID),
 	}
 }
@@ -59,15 +59,16 @@ func (s *Store) insertLocked(rec paas.TaskRecord) (paas.TaskRecord, error) {
 		return paas.TaskRecord{}, fmt.Errorf("memory: insert task %s: id already stored under another key", rec.ID)
 	}
 	if s.byID == nil {
-		s.byID = make(map[paas.TaskID]paas.TaskRecord)
+		s.byID = make(map[paas.TaskID]*paas.TaskRecord)
 		s.byKey = make(map[paas.TaskKey]paas.TaskID)
 	}
 	s.seq++
-	rec = rec.Clone()
 	rec.Seq = s.seq
-	s.byID[rec.ID] = rec
+	stored := rec.Clone()
+	s.byID[rec.ID] = &stored
 	s.byKey[rec.Key] = rec.ID
-	return rec.Clone(), nil
+	// rec shares its slices with the caller's record, not with the store's.
+	return rec, nil
 }
 
 // Update implements paas.TaskStore. The stored Seq, Key and CreatedAt are kept whatever rec holds.
@@ -85,14 +86,28 @@ func (s *Store) updateLocked(rec paas.TaskRecord) error {
 	if !ok {
 		return fmt.Errorf("memory: update task %s: %w", rec.ID, paas.ErrTaskNotFound)
 	}
+	seq, key, created := old.Seq, old.Key, old.CreatedAt
 	if rec.Version != 0 && old.Version != rec.Version-1 {
 		return fmt.Errorf("memory: update task %s to version %d: stored version is %d: %w",
 			rec.ID, rec.Version, old.Version, paas.ErrConflict)
 	}
-	rec = rec.Clone()
-	rec.Seq, rec.Key, rec.CreatedAt = old.Seq, old.Key, old.CreatedAt
-	s.byID[rec.ID] = rec
+	// The slices that did not change are kept rather than copied again: an update changes a
+	// task's state and counters far more often than its program.
+	program, deps, checkpoint := old.Program, old.DependsOn, old.Checkpoint
+	*old = rec
+	old.Seq, old.Key, old.CreatedAt = seq, key, created
+	old.Program = keep(program, rec.Program)
+	old.DependsOn = keep(deps, rec.DependsOn)
+	old.Checkpoint = keep(checkpoint, rec.Checkpoint)
 	return nil
+}
+
+// keep returns old if it holds what new does, and a copy of new otherwise.
+func keep[S ~[]E, E comparable](old, new S) S {
+	if (old == nil) == (new == nil) && slices.Equal(old, new) {
+		return old
+	}
+	return slices.Clone(new)
 }
 
 // WriteBatch implements paas.BatchStore. It applies the writes in order under one hold of the
