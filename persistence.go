@@ -109,7 +109,9 @@ func (r TaskRecord) Clone() TaskRecord {
 // returns only once its effect is durable (as durable as the store promises to be).
 // The conformance suite in store/storetest states the contract as tests.
 type TaskStore interface {
-	// Insert stores rec, a new Pending task, and returns it with Seq assigned. If a task with
+	// Insert stores rec, a new task, and returns it with Seq assigned. A new task is Pending,
+	// Blocked on its dependencies, or InProgress with its first attempt begun (one that could
+	// start at once). If a task with
 	// rec.Key already exists, whatever its state, Insert stores nothing and returns the existing
 	// record; callers tell the two apart by comparing IDs.
 	Insert(ctx context.Context, rec TaskRecord) (TaskRecord, error)

@@ -70,7 +70,8 @@ func (c *core) handlerDone(id paas.TaskID, err error) {
 		c.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.Next))...)
 	}
 	if t.writing {
-		t.done = &v // a checkpoint is being written: one write at a time
+		done := v
+		t.done = &done // a checkpoint is being written: one write at a time
 		return
 	}
 	c.settleAttempt(t, v)

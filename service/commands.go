@@ -42,14 +42,27 @@ func (c *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bo
 	for _, dep := range unfinished {
 		c.await(t, dep)
 	}
-	rec.State = paas.Pending
-	if t.deps > 0 {
+	switch {
+	case t.deps > 0:
 		rec.State = paas.Blocked
+	case c.startable(rec):
+		// It starts as it is stored: one write, and one wait for the store, sooner.
+		rec.State = paas.InProgress
+		rec.Attempts, rec.Runs = 1, 1
+	default:
+		rec.State = paas.Pending
 	}
 	t.rec = rec
 	c.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
 	c.inflight++
 	c.writes = append(c.writes, paas.Write{Insert: true, Record: rec})
+}
+
+// startable reports whether a new task may be inserted InProgress, its first attempt begun,
+// rather than Pending: nothing of its backend is queued before it, and it fits in the capacity
+// free now, which it takes. The capacity is given back if the insert does not create the task.
+func (c *core) startable(rec paas.TaskRecord) bool {
+	return c.startOnInsert && c.queues[rec.Backend].peek() == nil && c.sems[rec.Backend].TryAcquire(rec.Weight)
 }
 
 // saveCheckpoint persists a checkpoint for the running attempt of task id.

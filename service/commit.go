@@ -129,6 +129,9 @@ func (c *core) inserted(w written) {
 	}
 	if reply.err != nil || reply.id != proposed {
 		t.gone = true // its dependencies may still list it
+		if t.rec.State == paas.InProgress {
+			c.sems[t.rec.Backend].Release(t.rec.Weight) // taken by startable
+		}
 	}
 	for _, r := range in.replies {
 		r <- reply

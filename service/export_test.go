@@ -6,6 +6,10 @@ import (
 	"github.com/zkpaas/paas"
 )
 
+// InsertPending makes s, not started yet, insert every new task Pending, as it does those it
+// cannot start at once: it then moves each to InProgress by a write of its own.
+func InsertPending(s *ProverService) { s.insertPending = true }
+
 // Stopping lets tests wait until Stop has begun.
 func Stopping(s *ProverService) <-chan struct{} { return s.stopping }
 

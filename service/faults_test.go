@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zkpaas/paas"
+	"github.com/zkpaas/paas/service"
 	"github.com/zkpaas/paas/store/memory"
 	"github.com/zkpaas/paas/store/storetest"
 )
@@ -38,7 +39,11 @@ func TestSubmitReturnsInsertErrorAndStoresNothing(t *testing.T) {
 }
 
 func TestFailedTransitionWriteIsRetriedAndNothingIsReportedBeforeItIsStored(t *testing.T) {
-	f, fs, inner := faulty(t)
+	inner := memory.New()
+	fs := storetest.NewFaulty(inner)
+	// Inserted Pending, as a task queued behind others is, so that it moves to InProgress by
+	// a write of its own.
+	f := startWith(t, fs, service.InsertPending)
 	boom := errors.New("io timeout")
 
 	// The write that moves the task to InProgress fails twice: the handler must not start, and

@@ -117,6 +117,12 @@ func start(t *testing.T, store *memory.Store, opts ...option) *fixture {
 // startOn runs a service on any store.
 func startOn(t *testing.T, store paas.TaskStore, opts ...option) *fixture {
 	t.Helper()
+	return startWith(t, store, nil, opts...)
+}
+
+// startWith is startOn, with before called on the service before it starts.
+func startWith(t *testing.T, store paas.TaskStore, before func(*service.ProverService), opts ...option) *fixture {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	f := &fixture{t: t, clock: clock.NewFake(t0), gate: newGate(), logs: logs}
 	cfg := paas.Config{
@@ -130,6 +136,9 @@ func startOn(t *testing.T, store paas.TaskStore, opts ...option) *fixture {
 	}
 	svc, err := service.New(cfg, store, map[paas.RoutingKey]handler.ProofHandler{"job": f.gate})
 	require.NoError(t, err)
+	if before != nil {
+		before(svc)
+	}
 	f.ctx, f.cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	require.NoError(t, svc.Start(f.ctx))
 	f.svc, f.h = svc, svc.Handle()

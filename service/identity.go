@@ -36,10 +36,7 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 	if program == nil {
 		return paas.TaskRecord{}, nil, fmt.Errorf("%w: nil program", paas.ErrEncodeProgram)
 	}
-	var o paas.SubmitOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := submitOptions(opts)
 	if o.TimeoutSet && o.Timeout < 0 {
 		optErr = fmt.Errorf("%w: timeout %s, want >= 0", paas.ErrInvalidOption, o.Timeout)
 	}
@@ -77,4 +74,17 @@ func (s *ProverService) newRecord(program paas.ProgramType, backend paas.Backend
 		rec.DependsOn = deps
 	}
 	return rec, optErr, s.runnable(rec)
+}
+
+// submitOptions applies opts. Without options it allocates nothing: the options an option
+// sets move to the heap, the option being unknown here.
+func submitOptions(opts []paas.SubmitOption) paas.SubmitOptions {
+	if len(opts) == 0 {
+		return paas.SubmitOptions{}
+	}
+	o := new(paas.SubmitOptions)
+	for _, opt := range opts {
+		opt(o)
+	}
+	return *o
 }

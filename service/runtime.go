@@ -40,6 +40,8 @@ type ProverService struct {
 
 	active atomic.Int64 // handlers running, for Stop to count those it abandons
 	counts *counts      // the loop's counts per state, set by Start, read by Summary
+	// insertPending turns off inserting InProgress a task that can start at once (tests).
+	insertPending bool
 }
 
 // command is a step of the core, sent by a handle and run on the loop.
@@ -124,6 +126,7 @@ func (s *ProverService) Start(ctx context.Context) error {
 		return err
 	}
 	c := newCore(s.cfg, s.runnable)
+	c.startOnInsert = !s.insertPending
 	c.load(recs, ended)
 	s.counts = c.counts
 	s.log.Info("service started", zap.Int("unfinished_tasks", len(recs)))
@@ -387,7 +390,7 @@ func (s *ProverService) carryOut(c *core, sched *scheduler.RetryScheduler, worke
 			err := attempt.Prove(ctx, h, task)
 			s.active.Add(-1)
 			// The loop reads ended until no handler runs, so this send always completes.
-			s.ended <- ended{id: job.task.ID, err: err}
+			s.ended <- ended{id: task.ID, err: err}
 		})
 	}
 	clear(c.starts)

@@ -30,6 +30,9 @@ type core struct {
 	runnable     func(paas.TaskRecord) error // whether this service can run a task; nil: all
 	now          func() time.Time
 	log          *zap.Logger
+	// startOnInsert: a new task that can start at once is inserted InProgress (see
+	// startable). The service sets it; the core's own tests leave it off, to script each step.
+	startOnInsert bool
 
 	tasks      map[paas.TaskID]*task
 	byKey      map[paas.TaskKey]*task
@@ -293,22 +296,25 @@ func (c *core) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)
 		c.log.DPanic("illegal task transition", append(taskFields(t.rec), zap.Stringer("to", next))...)
 		return
 	}
-	rec := t.rec
+	// The new record is edited where it is queued: a copy on the stack would move to the
+	// heap, edit being unknown here.
+	rec := c.queueWrite(t, t.rec)
 	rec.State = next
 	rec.UpdatedAt = c.now()
 	if edit != nil {
-		edit(&rec)
+		edit(rec)
 	}
-	c.queueWrite(t, rec)
 }
 
 // queueWrite queues rec, the next version of t, numbered after the one committed: the store
-// applies it only on top of that one.
-func (c *core) queueWrite(t *task, rec paas.TaskRecord) {
+// applies it only on top of that one. It returns the queued record, which may be changed
+// until the batch goes to the writer.
+func (c *core) queueWrite(t *task, rec paas.TaskRecord) *paas.TaskRecord {
 	rec.Version = t.rec.Version + 1
 	t.writing = true
 	c.inflight++
 	c.writes = append(c.writes, paas.Write{Record: rec})
+	return &c.writes[len(c.writes)-1].Record
 }
 
 // idle reports whether nothing is running or being written, so a stopping loop may exit.

@@ -99,6 +99,10 @@ func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
 	blocked.State = paas.Blocked
 	blocked = mustInsert(t, s, blocked)
 	pending := mustInsert(t, s, NewRecord("pending"))
+	// As Submit inserts a task that can start at once: its first attempt begun.
+	started := NewRecord("started")
+	started.State, started.Attempts, started.Runs = paas.InProgress, 1, 1
+	started = mustInsert(t, s, started)
 
 	requireUnfinished := func(msg string, want ...paas.TaskRecord) {
 		t.Helper()
@@ -109,14 +113,14 @@ func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
 			RequireRecordEqual(t, want[i], got[i], "%s: record %d", msg, i)
 		}
 	}
-	requireUnfinished("a Blocked task is unfinished", blocked, pending)
+	requireUnfinished("a task inserted Blocked or InProgress is unfinished", blocked, pending, started)
 
 	// Blocked on its input, it waits with a time to look again.
 	blocked.WaitingSince = blocked.UpdatedAt.Add(time.Second)
 	blocked.NextAttemptAt = blocked.WaitingSince.Add(time.Minute)
 	blocked.UpdatedAt = blocked.WaitingSince
 	require.NoError(t, s.Update(ctx, blocked))
-	requireUnfinished("a Blocked task stays unfinished through an update", blocked, pending)
+	requireUnfinished("a Blocked task stays unfinished through an update", blocked, pending, started)
 
 	// A dependency failed: the task fails, and leaves Unfinished.
 	failed := blocked
@@ -124,14 +128,14 @@ func testBlockedIsUnfinished(t *testing.T, s paas.TaskStore) {
 	failed.FailedDependency = blocked.DependsOn[0]
 	failed.LastError = "dependency failed"
 	require.NoError(t, s.Update(ctx, failed))
-	requireUnfinished("a Blocked task that fails leaves Unfinished", pending)
+	requireUnfinished("a Blocked task that fails leaves Unfinished", pending, started)
 
 	// An operator's Retry blocks it again on its dependencies.
 	retried := failed
 	retried.State = paas.Blocked
 	retried.FailedDependency, retried.LastError = paas.TaskID{}, ""
 	require.NoError(t, s.Update(ctx, retried))
-	requireUnfinished("a task made Blocked again is unfinished again", retried, pending)
+	requireUnfinished("a task made Blocked again is unfinished again", retried, pending, started)
 }
 
 func testWriteBatchAllFields(t *testing.T, s paas.BatchStore) {
