@@ -46,16 +46,25 @@ type RetryScheduler struct {
 	wake chan struct{}
 }
 
+// dueBuffer is how many due entries Run hands over before the receiver takes the first: many
+// falling due at once go out without a hand-off each.
+const dueBuffer = 1024
+
 // New returns a RetryScheduler driven by c. Call Run to start it.
 func New(c clock.Clock) *RetryScheduler {
-	return &RetryScheduler{clock: c, out: make(chan Due), wake: make(chan struct{}, 1)}
+	return &RetryScheduler{clock: c, out: make(chan Due, dueBuffer), wake: make(chan struct{}, 1)}
 }
 
 // Schedule asks for d to be handed back on Due() once the clock reaches d.At.
 func (s *RetryScheduler) Schedule(d Due) {
 	s.mu.Lock()
 	heap.Push(&s.entries, d)
+	// Run's timer is set for the earliest entry: only a new earliest one needs it woken.
+	earliest := s.entries[0] == d
 	s.mu.Unlock()
+	if !earliest {
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake-up is already pending

@@ -322,20 +322,22 @@ func (s *ProverService) run(c *core) {
 			c.interrupt()
 			aborting = nil
 		}
-		s.drain(c)
+		s.drain(c, sched.Due())
 	}
 }
 
-// drain takes, without waiting, the handlers' outcomes and the commands that are ready, up to
-// maxGather of them: under load most events find others behind them, and taking those in a
-// small select costs less than going round the whole loop for each.
-func (s *ProverService) drain(c *core) {
+// drain takes, without waiting, the handlers' outcomes, the commands and the due entries that
+// are ready, up to maxGather of them: under load most events find others behind them, and
+// taking those in a small select costs less than going round the whole loop for each.
+func (s *ProverService) drain(c *core, due <-chan scheduler.Due) {
 	for range maxGather {
 		select {
 		case e := <-s.ended:
 			c.handlerDone(e.id, e.err)
 		case cmd := <-s.cmds:
 			cmd(c)
+		case d := <-due:
+			c.due(d)
 		default:
 			return
 		}
