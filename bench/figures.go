@@ -14,6 +14,7 @@ import (
 	"github.com/zkpaas/paas"
 	"github.com/zkpaas/paas/handler"
 	"github.com/zkpaas/paas/internal/taskrec"
+	"github.com/zkpaas/paas/store/memory"
 )
 
 // A round of a figure gives named values; each value's unit is in its name's entry of units.
@@ -79,6 +80,8 @@ func drain(o options, round int) (values, error) {
 			v["drain per task, large"] = perTask
 			v["heap per queued task"] = heap
 			v["RSS, large backlog"] = rss
+			v["of which the memory store's"] = storeHeap(n)
+			v["the service's own"] = heap - v["of which the memory store's"]
 		} else {
 			v["drain per task, small"] = perTask
 		}
@@ -115,6 +118,30 @@ func drainOne(o options, n int) (perTaskMicros, heapPerTask, rssMiB float64, err
 		return 0, 0, 0, err
 	}
 	return float64(time.Since(t0).Microseconds()) / float64(n), heapPerTask, rssMiB, nil
+}
+
+// storeHeap is the heap that a memory store holding n queued tasks takes per task, payload
+// excluded: the records inserted as the service inserts them, without a service.
+func storeHeap(n int) float64 {
+	now := time.Now()
+	recs := make([]paas.Write, n)
+	for i := range recs {
+		recs[i] = paas.Write{Insert: true, Record: taskrec.New("job", []byte(`{"N":`+strconv.Itoa(i)+`}`), paas.BackendNative, now)}
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := memory.New()
+	for first := 0; first < n; first += 1000 {
+		s.WriteBatch(context.Background(), recs[first:min(first+1000, n)])
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(recs) // the records are the bench's, allocated before
+	return held/float64(n) - float64(payload(int64(n/2)))
 }
 
 // rss is this process's resident set, in MiB, from /proc.

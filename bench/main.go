@@ -47,7 +47,8 @@ type options struct {
 var units = []struct{ name, unit string }{
 	{"e2e paas memory", "/s"}, {"e2e bare pool", "/s"}, {"e2e ratio", "x"},
 	{"drain per task, small", "µs"}, {"drain per task, large", "µs"}, {"drain ratio", "x"},
-	{"heap per queued task", "B"}, {"RSS, large backlog", "MiB"},
+	{"heap per queued task", "B"}, {"of which the memory store's", "B"}, {"the service's own", "B"},
+	{"RSS, large backlog", "MiB"},
 	{"Status p50", "µs"}, {"Status p99", "µs"}, {"Summary p50", "µs"}, {"Summary p99", "µs"},
 	{"gap memory p50", "µs"}, {"gap memory p99", "µs"}, {"gap bolt p50", "µs"}, {"gap bolt p99", "µs"},
 	{"retry lateness p50", "ms"}, {"retry lateness p99", "ms"}, {"retry lateness max", "ms"},
