@@ -204,7 +204,7 @@ func (c *recordCheck) run(tx *bbolt.Tx) error {
 		case err != nil:
 			c.add(err)
 		default:
-			if err := entryAgrees(e, rec); err != nil {
+			if err := entryAgrees(e, &rec); err != nil {
 				c.add(err)
 			}
 		}
