@@ -3,6 +3,8 @@ package bolt_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,27 +47,95 @@ func BenchmarkWriteBatch64(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "inserts/s")
 }
 
-// BenchmarkUnfinished reads 1,000 unfinished tasks out of 10,000: the cost of a restart.
+// BenchmarkUnfinished reads the unfinished tasks of a store: the cost of a restart. The
+// small file holds 10,000 tasks, one in ten unfinished, a node after a run; the large one
+// holds 1,000,000 unfinished tasks, a node restarted with a big backlog. The large file takes
+// a few seconds to write, so it is written once per test binary (see backlogFile).
 func BenchmarkUnfinished(b *testing.B) {
-	ctx := b.Context()
-	s := openT(b, tempPath(b), &bolt.Options{NoSync: true})
-	writes := make([]paas.Write, 0, 10_000)
-	for i := range cap(writes) {
-		rec := storetest.NewRecord(fmt.Sprint(i))
-		writes = append(writes, paas.Write{Insert: true, Record: rec})
-		if i%10 != 0 {
-			rec.State = paas.Completed
-			writes = append(writes, paas.Write{Record: rec})
+	for _, bc := range []struct {
+		name          string
+		tasks, finish int // finish: nine in ten tasks are completed if set
+	}{
+		{"10k_tasks_1k_unfinished", 10_000, 10},
+		{"1M_tasks_all_unfinished", 1_000_000, 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := b.Context()
+			var s *bolt.Store
+			want := bc.tasks
+			if bc.finish == 0 {
+				s = openT(b, backlogFile(b, bc.tasks), &bolt.Options{NoSync: true})
+			} else {
+				s = openT(b, tempPath(b), &bolt.Options{NoSync: true})
+				writeTasks(b, s, bc.tasks, bc.finish)
+				want = bc.tasks / bc.finish
+			}
+			for b.Loop() {
+				recs, err := s.Unfinished(ctx)
+				require.NoError(b, err)
+				require.Len(b, recs, want)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(want), "ns/task")
+		})
+	}
+}
+
+// writeTasks inserts n tasks into s in batches; if finishEvery is not zero, all but one in
+// finishEvery of them are then completed.
+func writeTasks(b *testing.B, s *bolt.Store, n, finishEvery int) {
+	const batch = 10_000
+	for first := 0; first < n; first += batch {
+		writes := make([]paas.Write, 0, 2*batch)
+		for i := first; i < min(first+batch, n); i++ {
+			rec := storetest.NewRecord(fmt.Sprint(i))
+			writes = append(writes, paas.Write{Insert: true, Record: rec})
+			if finishEvery != 0 && i%finishEvery != 0 {
+				rec.State = paas.Completed
+				writes = append(writes, paas.Write{Record: rec})
+			}
+		}
+		for _, r := range s.WriteBatch(b.Context(), writes) {
+			require.NoError(b, r.Err)
 		}
 	}
-	for _, r := range s.WriteBatch(ctx, writes) {
-		require.NoError(b, r.Err)
+}
+
+// backlogs holds the files of n unfinished tasks that backlogFile has written, by n, in a
+// directory that TestMain removes.
+var backlogs struct {
+	sync.Mutex
+	dir   string
+	files map[int]string
+}
+
+// backlogFile returns the path of a file of n unfinished tasks, written on the first call for
+// n. Benchmarks only read it: they must not change it.
+func backlogFile(b *testing.B, n int) string {
+	backlogs.Lock()
+	defer backlogs.Unlock()
+	if path, ok := backlogs.files[n]; ok {
+		return path
 	}
-	for b.Loop() {
-		recs, err := s.Unfinished(ctx)
+	if backlogs.dir == "" {
+		dir, err := os.MkdirTemp("", "bolt-bench-")
 		require.NoError(b, err)
-		require.Len(b, recs, 1_000)
+		backlogs.dir, backlogs.files = dir, map[int]string{}
 	}
+	path := filepath.Join(backlogs.dir, fmt.Sprintf("backlog-%d.db", n))
+	s, err := bolt.Open(path, &bolt.Options{NoSync: true})
+	require.NoError(b, err)
+	writeTasks(b, s, n, 0)
+	require.NoError(b, s.Close())
+	backlogs.files[n] = path
+	return path
+}
+
+// removeBacklogs removes the files of backlogFile.
+func removeBacklogs() error {
+	if backlogs.dir == "" {
+		return nil
+	}
+	return os.RemoveAll(backlogs.dir)
 }
 
 // openBenchFile writes a store of n tasks, nine in ten of them completed with a proof of a

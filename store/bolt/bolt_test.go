@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,7 +19,22 @@ import (
 	"github.com/zkpaas/paas/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks that no test leaks a goroutine, as goleak.VerifyTestMain does, and removes
+// the files that the benchmarks share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := removeBacklogs(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove benchmark files:", err)
+		code = max(code, 1)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: errors on successful test run:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // fast skips the fsync of every commit: these tests check logic, not the disk, and reopening
 // a file in the same process reads the page cache either way. The durability tests use the

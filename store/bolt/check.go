@@ -142,9 +142,16 @@ func (s *structure) err(path string) error {
 // (see TestCorruptIndexWithGapsFailsOpen). Open checks it once the index has passed loadKeys,
 // which reports a damaged entry first.
 func (s *structure) strays() {
+	if len(s.suspects) == 0 {
+		return // the usual case: no set of the index's ids to build
+	}
+	named := make(map[paas.TaskID]struct{}, len(s.indexIDs))
+	for _, id := range s.indexIDs {
+		named[id] = struct{}{}
+	}
 	for _, k := range s.suspects {
 		if len(k) == len(paas.TaskID{}) {
-			if _, ok := s.indexIDs[paas.TaskID(k)]; ok {
+			if _, ok := named[paas.TaskID(k)]; ok {
 				continue
 			}
 		}
@@ -204,7 +211,7 @@ func (c *recordCheck) run(tx *bbolt.Tx) error {
 		case err != nil:
 			c.add(err)
 		default:
-			if err := entryAgrees(e, rec); err != nil {
+			if err := entryAgrees(e, &rec); err != nil {
 				c.add(err)
 			}
 		}

@@ -145,8 +145,9 @@ func (r *reader) int() int {
 	return int(v)
 }
 
-// bytes reads a length-prefixed field and returns a copy, never nil.
-func (r *reader) bytes() []byte {
+// field reads a length-prefixed field and returns it in place, not a copy: it may be bbolt's
+// memory, valid only in the transaction.
+func (r *reader) field() []byte {
 	n := r.uvarint()
 	if r.err != nil {
 		return nil
@@ -155,7 +156,16 @@ func (r *reader) bytes() []byte {
 		r.fail("truncated: field of %d bytes, have %d", n, len(r.b))
 		return nil
 	}
-	return append([]byte{}, r.fixed(int(n))...)
+	return r.fixed(int(n))
+}
+
+// bytes reads a length-prefixed field and returns a copy, never nil.
+func (r *reader) bytes() []byte {
+	v := r.field()
+	if r.err != nil {
+		return nil
+	}
+	return append([]byte{}, v...)
 }
 
 // bytesOrNil is bytes with an empty field read as nil, the form a record or proof without
@@ -167,9 +177,9 @@ func (r *reader) bytesOrNil() []byte {
 	return nil
 }
 
-// ids reads a list of task ids written by encodeRecord: a count, then the ids. An empty list
-// reads as nil.
-func (r *reader) ids() []paas.TaskID {
+// ids reads a list of task ids written by encodeRecord, a count then the ids, into memory
+// from a (see arena). An empty list reads as nil.
+func (r *reader) ids(a *arena) []paas.TaskID {
 	const idLen = len(paas.TaskID{})
 	n := r.uvarint()
 	switch {
@@ -179,7 +189,7 @@ func (r *reader) ids() []paas.TaskID {
 		r.fail("truncated: %d task ids, have %d bytes", n, len(r.b))
 		return nil
 	}
-	ids := make([]paas.TaskID, n)
+	ids := a.taskIDs(int(n))
 	for i := range ids {
 		copy(ids[i][:], r.fixed(idLen))
 	}

@@ -66,7 +66,7 @@ func lostEntry(prev, upTo, last, gaps, pruned uint64) error {
 }
 
 // entryAgrees checks that the index entry e says of its task what rec, the task's record, does.
-func entryAgrees(e indexEntry, rec paas.TaskRecord) error {
+func entryAgrees(e indexEntry, rec *paas.TaskRecord) error {
 	if rec.ID == e.id && rec.Seq == e.seq && rec.State.Final() == e.finished && string(rec.Key) == string(e.key) {
 		return nil
 	}

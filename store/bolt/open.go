@@ -124,8 +124,11 @@ func loadKeys(db *bbolt.DB) (map[paas.TaskKey]paas.TaskID, error) {
 			size = last - pruned
 		}
 		keys = make(map[paas.TaskKey]paas.TaskID, min(size, 1<<20))
+		// The keys share blocks of memory (see arena), which the map keeps for the store's
+		// life: at most the memory of the keys Open found, however many are pruned.
+		var a arena
 		return scanIndex(b, func(e indexEntry) error {
-			keys[paas.TaskKey(e.key)] = e.id
+			keys[paas.TaskKey(a.string(e.key))] = e.id
 			return nil
 		})
 	})

@@ -154,7 +154,7 @@ func pruneTx(tx *bbolt.Tx, from, end uint64, before time.Time, limit int) (prune
 			if err != nil {
 				return prunePass{}, err
 			}
-			if err := entryAgrees(e, rec); err != nil {
+			if err := entryAgrees(e, &rec); err != nil {
 				return prunePass{}, err
 			}
 			if rec.UpdatedAt.Before(before) {

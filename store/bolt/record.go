@@ -83,7 +83,7 @@ var (
 //
 // It returns an error for a record that could not be read back as it is: see validateRecord.
 func encodeRecord(rec paas.TaskRecord) ([]byte, error) {
-	if err := validateRecord(rec); err != nil {
+	if err := validateRecord(&rec); err != nil {
 		return nil, err
 	}
 	b := make([]byte, 0, maxRecordLen(rec))
@@ -138,33 +138,42 @@ func maxRecordLen(rec paas.TaskRecord) int {
 // record shares no memory with b, which may be bbolt's memory map, valid only in the
 // transaction.
 func decodeRecord(id paas.TaskID, b []byte) (paas.TaskRecord, error) {
+	var rec paas.TaskRecord
+	if err := decodeRecordTo(&rec, id, b, nil); err != nil {
+		return paas.TaskRecord{}, err
+	}
+	return rec, nil
+}
+
+// decodeRecordTo is decodeRecord into *rec, which must be zero, with the fields of variable
+// length copied into memory from a (see arena). After an error *rec holds a part of the record.
+func decodeRecordTo(rec *paas.TaskRecord, id paas.TaskID, b []byte, a *arena) error {
 	corrupt := func(format string, args ...any) error {
 		return &CorruptRecordError{ID: id, Err: fmt.Errorf(format, args...)}
 	}
 	body, err := checkEnvelope(b, recordV1, recordV2)
 	if err != nil {
-		return paas.TaskRecord{}, &CorruptRecordError{ID: id, Err: err}
+		return &CorruptRecordError{ID: id, Err: err}
 	}
 	r := reader{b: body}
-	var rec paas.TaskRecord
 	copy(rec.ID[:], r.fixed(16))
 	if id.IsZero() && r.err == nil {
 		id = rec.ID // name the task in later errors as best we can
 	}
 	rec.Seq = r.uvarint()
-	rec.Key = paas.TaskKey(r.bytes())
-	rec.RoutingKey = paas.RoutingKey(r.bytes())
-	rec.Backend = paas.Backend(r.bytes())
-	rec.Program = r.bytesOrNil()
+	rec.Key = paas.TaskKey(a.string(r.field()))
+	rec.RoutingKey = paas.RoutingKey(a.intern(r.field()))
+	rec.Backend = paas.Backend(a.intern(r.field()))
+	rec.Program = a.bytes(r.field())
 	rec.Weight = r.varint()
 	rec.Priority = r.int()
-	rec.DependsOn = r.ids()
+	rec.DependsOn = r.ids(a)
 	rec.Timeout = time.Duration(r.varint())
 	rec.State = paas.TaskState(r.byte())
 	rec.Attempts = r.int()
 	rec.Restarts = r.int()
-	rec.Checkpoint = r.bytesOrNil()
-	rec.LastError = string(r.bytes())
+	rec.Checkpoint = a.bytes(r.field())
+	rec.LastError = a.string(r.field())
 	rec.FailedDependency = r.optionalID()
 	rec.NextAttemptAt = r.time()
 	rec.WaitingSince = r.time()
@@ -178,27 +187,27 @@ func decodeRecord(id paas.TaskID, b []byte) (paas.TaskRecord, error) {
 		flags := r.byte()
 		rec.NoTimeout = flags&flagNoTimeout != 0
 		if r.err == nil && flags&^flagNoTimeout != 0 {
-			return paas.TaskRecord{}, corrupt("unknown flags %#x", flags)
+			return corrupt("unknown flags %#x", flags)
 		}
 	}
 	if r.err != nil {
-		return paas.TaskRecord{}, corrupt("%w", r.err)
+		return corrupt("%w", r.err)
 	}
 	if len(r.b) != 0 {
-		return paas.TaskRecord{}, corrupt("%d trailing bytes", len(r.b))
+		return corrupt("%d trailing bytes", len(r.b))
 	}
 	if err := validateRecord(rec); err != nil {
-		return paas.TaskRecord{}, corrupt("%w", err)
+		return corrupt("%w", err)
 	}
 	if rec.ID != id {
-		return paas.TaskRecord{}, corrupt("stored under its id, the record holds task %s", rec.ID)
+		return corrupt("stored under its id, the record holds task %s", rec.ID)
 	}
-	return rec, nil
+	return nil
 }
 
 // validateRecord checks what a stored record must satisfy, on the way in so that the store
 // never writes what it would reject on the way out.
-func validateRecord(rec paas.TaskRecord) error {
+func validateRecord(rec *paas.TaskRecord) error {
 	switch {
 	case rec.ID.IsZero():
 		return errors.New("zero task id")

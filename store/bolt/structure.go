@@ -107,11 +107,11 @@ type structure struct {
 	bufs [][]byte // buffers of pages checked, to reuse
 
 	// Collected for the store's checks, complete only if there are no problems.
-	suspects    [][]byte // keys of the tasks bucket whose value does not read as that task's record
-	indexIDs    map[paas.TaskID]struct{}
-	proofDigest uint64 // of the keys of the proofs bucket, see proofKeyHash
-	proofSeq    uint64 // the sequence of the proofs bucket
-	buckets     int    // of the store's, found in the root bucket
+	suspects    [][]byte      // keys of the tasks bucket whose value does not read as that task's record
+	indexIDs    []paas.TaskID // in the order of the index; strays looks them up only if there are suspects
+	proofDigest uint64        // of the keys of the proofs bucket, see proofKeyHash
+	proofSeq    uint64        // the sequence of the proofs bucket
+	buckets     int           // of the store's, found in the root bucket
 }
 
 // checkStructure checks the file at path, which exists and is not empty. It returns the
@@ -127,7 +127,7 @@ func checkStructure(path string) (*structure, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &structure{f: f, indexIDs: make(map[paas.TaskID]struct{})}
+	s := &structure{f: f}
 	m, ok := s.metas(info.Size())
 	if !ok {
 		return s, nil

@@ -128,46 +128,6 @@ func (s *Store) GetByKey(ctx context.Context, key paas.TaskKey) (paas.TaskRecord
 	return rec, err
 }
 
-// Unfinished implements paas.TaskStore. It scans the index in Seq order, and reads the records
-// of the entries not flagged finished only: a restart reads every task's small index entry,
-// but not the record of a finished task. It fails with a *CorruptRecordError if an index entry
-// is damaged or missing, or an unfinished task cannot be read back or disagrees with its entry,
-// rather than leave that task out and so lose it. It trusts the flag of an entry flagged
-// finished: to check it, it would have to read every finished record.
-func (s *Store) Unfinished(ctx context.Context) ([]paas.TaskRecord, error) {
-	if err := s.ready(ctx); err != nil {
-		return nil, fmt.Errorf("bolt: unfinished tasks: %w", err)
-	}
-	var recs []paas.TaskRecord
-	err := s.view(func(tx *bbolt.Tx) error {
-		b, err := openBuckets(tx)
-		if err != nil {
-			return err
-		}
-		return scanIndex(b, func(e indexEntry) error {
-			if e.finished {
-				return nil
-			}
-			rec, err := getTx(b, e.id)
-			if errors.Is(err, paas.ErrTaskNotFound) {
-				return &CorruptRecordError{ID: e.id, Err: fmt.Errorf("index entry at seq %d names a task that is not stored", e.seq)}
-			}
-			if err != nil {
-				return err
-			}
-			if err := entryAgrees(e, rec); err != nil {
-				return err
-			}
-			recs = append(recs, rec)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, wrap(err, "bolt: unfinished tasks")
-	}
-	return recs, nil
-}
-
 // txKeys is the key index as a write transaction sees it: the committed keys, and those the
 // transaction has added, which join the index only if it commits.
 type txKeys struct {
@@ -238,7 +198,7 @@ func insertTx(tx *bbolt.Tx, keys *txKeys, rec paas.TaskRecord) (paas.TaskRecord,
 		return paas.TaskRecord{}, errors.New("id already stored under another key")
 	}
 	rec.Seq = 1 // a placeholder: validate before taking a real Seq
-	if err := validateRecord(rec); err != nil {
+	if err := validateRecord(&rec); err != nil {
 		return paas.TaskRecord{}, fmt.Errorf("invalid record: %w", err)
 	}
 	if n := maxRecordLen(rec); n > bbolt.MaxValueSize {
@@ -301,7 +261,7 @@ func updateTx(tx *bbolt.Tx, rec paas.TaskRecord) error {
 		if err != nil {
 			return err
 		}
-		if err := entryAgrees(e, old); err != nil {
+		if err := entryAgrees(e, &old); err != nil {
 			return err
 		}
 	}

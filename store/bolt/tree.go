@@ -141,7 +141,7 @@ func (s *structure) leafElement(p *page, i uint64, flags uint32, key, val []byte
 			}
 		case indexBucket:
 			if len(val) >= 2+len(paas.TaskID{}) { // else the store reports the entry damaged
-				s.indexIDs[paas.TaskID(val[2:])] = struct{}{}
+				s.indexIDs = append(s.indexIDs, paas.TaskID(val[2:]))
 			}
 		case proofsBucket:
 			s.proofDigest ^= proofKeyHash(key)
