@@ -28,9 +28,6 @@ func (k *counts) move(from, to paas.TaskState) {
 	k.seq.Add(1)
 }
 
-// of returns the count of st; only the loop, the one writer, may read one count alone.
-func (k *counts) of(st paas.TaskState) int { return int(k.n[slot(st)].Load()) }
-
 // summary returns the counts as one consistent snapshot.
 func (k *counts) summary() paas.StatusSummary {
 	var n [numStates]int

@@ -23,7 +23,6 @@ type numbers struct {
 	G *uint64
 	H bool
 	I []numbers
-	j string // unexported: not encoded
 }
 
 func (numbers) RoutingKey() paas.RoutingKey { return "n" }
