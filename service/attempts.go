@@ -13,25 +13,26 @@ import (
 )
 
 func (c *core) launch(t *task) {
-	t.run, t.cancel = context.WithCancelCause(context.Background())
+	x := t.more()
+	x.run, x.cancel = context.WithCancelCause(context.Background())
 	c.running++
 	timeout := t.rec.Timeout
 	if timeout == 0 && !t.rec.NoTimeout {
 		timeout = c.timeouts[t.rec.Backend]
 	}
-	t.deadline = time.Time{}
+	x.deadline = time.Time{}
 	if timeout > 0 {
-		t.deadline = c.now().Add(timeout)
-		c.schedule(t.rec.ID, t.deadline, dueDeadline)
+		x.deadline = c.now().Add(timeout)
+		c.schedule(t.rec.ID, x.deadline, dueDeadline)
 	}
-	c.starts = append(c.starts, start{ctx: t.run, task: paas.Task{
+	c.starts = append(c.starts, start{ctx: x.run, task: paas.Task{
 		ID:         t.rec.ID,
 		RoutingKey: t.rec.RoutingKey,
 		Backend:    t.rec.Backend,
 		Program:    t.rec.Program,
 		Attempt:    t.rec.Runs,
-		DependsOn:  slices.Clone(t.rec.DependsOn),
-		Checkpoint: slices.Clone(t.rec.Checkpoint),
+		DependsOn:  slices.Clone(x.dependsOn),
+		Checkpoint: slices.Clone(x.checkpoint),
 	}})
 }
 
@@ -61,17 +62,19 @@ func (c *core) handlerDone(id paas.TaskID, err error) {
 	c.running--
 	// Why the service cancelled the handler, if it did, decides over what the handler
 	// returned; the cause is read here, in the loop that alone cancels.
-	cause := context.Cause(t.run)
-	t.cancel(nil) // release the context's resources
-	t.run, t.cancel = nil, nil
+	x := t.x
+	cause := context.Cause(x.run)
+	x.cancel(nil) // release the context's resources
+	x.run, x.cancel = nil, nil
 	c.sems[t.rec.Backend].Release(t.rec.Weight)
-	v := attempt.Judge(err, cause, t.rec, c.retry, c.now(), c.maxInputWait)
+	rec := t.record()
+	v := attempt.Judge(err, cause, rec, c.retry, c.now(), c.maxInputWait)
 	if v.Next == paas.Failed || v.Next == paas.Retrying {
-		c.log.Warn("attempt failed", append(taskFields(t.rec), zap.Error(err), zap.Stringer("next", v.Next))...)
+		c.log.Warn("attempt failed", append(taskFields(rec), zap.Error(err), zap.Stringer("next", v.Next))...)
 	}
 	if t.writing {
 		done := v
-		t.done = &done // a checkpoint is being written: one write at a time
+		x.done = &done // a checkpoint is being written: one write at a time
 		return
 	}
 	c.settleAttempt(t, v)
@@ -115,13 +118,13 @@ func (c *core) due(d scheduler.Due) {
 	switch d.Kind {
 	case dueAttempt:
 		st := t.rec.State
-		if c.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.rec.NextAttemptAt.Equal(d.At) {
+		if c.stopping || t.writing || (st != paas.Retrying && st != paas.Blocked) || !t.get().nextAttemptAt.Equal(d.At) {
 			return // left for the next start, or stale: cancelled or rescheduled
 		}
 		c.propose(t, paas.Pending, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	case dueDeadline:
-		if t.cancel != nil && t.deadline.Equal(d.At) {
-			t.cancel(attempt.ErrTimedOut)
+		if t.running() && t.x.deadline.Equal(d.At) {
+			t.x.cancel(attempt.ErrTimedOut)
 		}
 	}
 }

@@ -52,7 +52,7 @@ func (c *core) submit(rec paas.TaskRecord, unfinished []paas.TaskID, resolved bo
 	default:
 		rec.State = paas.Pending
 	}
-	t.rec = rec
+	t.set(rec)
 	c.inserts[rec.Key] = &insertion{task: t, replies: []chan<- submitReply{reply}}
 	c.inflight++
 	c.writes = append(c.writes, paas.Write{Insert: true, Record: rec})
@@ -69,18 +69,17 @@ func (c *core) startable(rec paas.TaskRecord) bool {
 func (c *core) saveCheckpoint(id paas.TaskID, attempt int, data []byte, ack chan<- error) {
 	t, ok := c.tasks[id]
 	switch {
-	case !ok || t.cancel == nil || t.rec.Runs != attempt:
+	case !ok || !t.running() || t.rec.Runs != attempt:
 		ack <- fmt.Errorf("%w: task %s: attempt %d is not running", paas.ErrCheckpointRefused, id, attempt)
 		return
 	case t.writing:
 		ack <- fmt.Errorf("%w: task %s: a checkpoint is being saved already", paas.ErrCheckpointRefused, id)
 		return
 	}
-	rec := t.rec
+	rec := c.queueWrite(t, t.record())
 	rec.Checkpoint = data
 	rec.UpdatedAt = c.now()
-	t.saveAck = ack
-	c.queueWrite(t, rec)
+	t.x.saveAck = ack
 }
 
 // cancel cancels a cached task. ok is false if the task is not cached, in which case the store
@@ -91,19 +90,21 @@ func (c *core) cancel(id paas.TaskID, ack chan<- error) (ok bool) {
 		return false
 	}
 	switch {
-	case t.cancel != nil:
+	case t.running():
 		// Running: the handler's context is cancelled; the task becomes Cancelled when the
 		// handler returns.
-		t.cancelReq = true
-		t.cancel(attempt.ErrCancelled)
-		t.cancelled = true
+		t.x.cancelReq = true
+		t.x.cancel(attempt.ErrCancelled)
+		t.x.cancelled = true
 		ack <- nil
-	case t.writing || t.cancelReq:
-		t.cancelReq = true
-		t.cancelAcks = append(t.cancelAcks, ack)
+	case t.writing || t.get().cancelReq:
+		x := t.more()
+		x.cancelReq = true
+		x.cancelAcks = append(x.cancelAcks, ack)
 	default:
 		t.queued = false
-		t.cancelAcks = append(t.cancelAcks, ack)
+		x := t.more()
+		x.cancelAcks = append(x.cancelAcks, ack)
 		c.propose(t, paas.Cancelled, func(r *paas.TaskRecord) { r.NextAttemptAt = time.Time{} })
 	}
 	return true
@@ -118,10 +119,10 @@ func (c *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 	case c.stopping:
 		ack <- paas.ErrStopped
 		return
-	case c.tasks[rec.ID] != nil && c.tasks[rec.ID].retryAck != nil:
+	case c.tasks[rec.ID] != nil && c.tasks[rec.ID].get().retryAck != nil:
 		// Another Retry's write is in flight: this one comes after it, either way.
-		t := c.tasks[rec.ID]
-		t.laterRetries = append(t.laterRetries, ack)
+		x := c.tasks[rec.ID].x
+		x.laterRetries = append(x.laterRetries, ack)
 		return
 	case c.tasks[rec.ID] != nil:
 		ack <- fmt.Errorf("%w: task %s is not finished", paas.ErrNotRetryable, rec.ID)
@@ -135,7 +136,8 @@ func (c *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 	}
 	// Held, so that other calls wait for the write, but not counted: rec may be stale. A task
 	// that finished since the start is in the counts already, and the commit takes it out.
-	t := &task{rec: rec, retryAck: ack}
+	t := newTask(rec)
+	t.more().retryAck = ack
 	c.tasks[rec.ID], c.byKey[rec.Key] = t, t
 	_, t.counted = c.finished[rec.ID]
 	for _, dep := range unfinished {
@@ -158,15 +160,16 @@ func (c *core) revive(rec paas.TaskRecord, unfinished []paas.TaskID, ack chan<- 
 func (c *core) wait(id paas.TaskID, res chan<- outcome) (ok bool) {
 	t, ok := c.tasks[id]
 	if ok {
-		t.waiters = append(t.waiters, res)
+		x := t.more()
+		x.waiters = append(x.waiters, res)
 	}
 	return ok
 }
 
 // unwait forgets a waiter that left.
 func (c *core) unwait(id paas.TaskID, res chan<- outcome) {
-	if t, ok := c.tasks[id]; ok {
-		t.waiters = slices.DeleteFunc(t.waiters, func(w chan<- outcome) bool { return w == res })
+	if t, ok := c.tasks[id]; ok && t.x != nil {
+		t.x.waiters = slices.DeleteFunc(t.x.waiters, func(w chan<- outcome) bool { return w == res })
 	}
 }
 
@@ -176,8 +179,8 @@ func (c *core) stop() { c.stopping = true }
 // interrupt cancels every running handler; each task goes back to Pending when its handler returns.
 func (c *core) interrupt() {
 	for _, t := range c.tasks {
-		if t.cancel != nil {
-			t.cancel(attempt.ErrInterrupted)
+		if t.running() {
+			t.x.cancel(attempt.ErrInterrupted)
 		}
 	}
 	c.aborted = true

@@ -20,7 +20,7 @@ func (c *core) commit(w written) {
 	if w.err != nil {
 		// A Retry is a decision not yet taken, refused like an insert; other updates record
 		// what has happened, and are written again.
-		if c.rewrites.retryable(w.err) && !c.aborted && t.retryAck == nil {
+		if c.rewrites.retryable(w.err) && !c.aborted && t.get().retryAck == nil {
 			c.rewrite(w.Write)
 			return
 		}
@@ -30,29 +30,29 @@ func (c *core) commit(w written) {
 	}
 	t.writing = false
 	c.rewrites.succeeded()
-	if t.retryAck != nil {
-		t.retryAck <- nil
-		t.retryAck = nil
-		for _, a := range t.laterRetries {
+	if x := t.x; x != nil && x.retryAck != nil {
+		x.retryAck <- nil
+		x.retryAck = nil
+		for _, a := range x.laterRetries {
 			a <- fmt.Errorf("%w: task %s was put back by another Retry", paas.ErrNotRetryable, t.rec.ID)
 		}
-		t.laterRetries = nil
+		x.laterRetries = nil
 		if !t.counted {
 			c.counts.move(0, t.rec.State) // for the move out of it below
 		}
 		delete(c.finished, t.rec.ID)
 	}
-	if t.saveAck != nil {
-		t.saveAck <- nil
-		t.saveAck = nil
+	if x := t.x; x != nil && x.saveAck != nil {
+		x.saveAck <- nil
+		x.saveAck = nil
 	}
-	if t.cancel != nil {
+	if t.running() {
 		// A checkpoint of a running task: nothing else changes.
-		t.rec = w.Record
+		t.set(w.Record)
 		return
 	}
 	c.counts.move(t.rec.State, w.Record.State)
-	t.rec = w.Record
+	t.set(w.Record)
 	c.debug("", w.Record)
 	c.settle(t)
 }
@@ -61,7 +61,8 @@ func (c *core) commit(w written) {
 // the store is closed, the task is gone from it, or Stop stopped waiting. The store still holds
 // the previous state, which the next start resumes from; until then the task is left alone.
 func (c *core) dropUnstored(t *task, w written) {
-	if t.retryAck != nil {
+	x := t.get()
+	if x.retryAck != nil {
 		// A Retry decided on a record read from the store, which did not take: the store
 		// keeps the task as it is, and the service holds nothing of it. If it changed since
 		// it was read (another Retry), the Retry comes second. Those who found it held
@@ -72,15 +73,15 @@ func (c *core) dropUnstored(t *task, w written) {
 		} else {
 			c.log.Error("task retry not persisted", append(taskFields(w.Record), zap.Error(w.err))...)
 		}
-		t.retryAck <- err
-		t.retryAck = nil
-		for _, a := range t.laterRetries {
+		x.retryAck <- err
+		x.retryAck = nil
+		for _, a := range x.laterRetries {
 			a <- errResolve // decide again, on the record they read
 		}
-		for _, w := range t.waiters {
+		for _, w := range x.waiters {
 			w <- outcome{err: errReread}
 		}
-		for _, a := range t.cancelAcks {
+		for _, a := range x.cancelAcks {
 			a <- errReread
 		}
 		c.forget(t)
@@ -91,17 +92,17 @@ func (c *core) dropUnstored(t *task, w written) {
 		c.sems[t.rec.Backend].Release(t.rec.Weight)
 	}
 	err := fmt.Errorf("paas: task %s: moving it to %s was not stored: %w", t.rec.ID, w.Record.State, w.err)
-	if t.saveAck != nil {
-		t.saveAck <- err
-		t.saveAck = nil
-		if t.cancel != nil {
+	if x.saveAck != nil {
+		x.saveAck <- err
+		x.saveAck = nil
+		if t.running() {
 			return // the handler runs on; its outcome will be written, or fail, on its own
 		}
 	}
-	for _, w := range t.waiters {
+	for _, w := range x.waiters {
 		w <- outcome{err: err}
 	}
-	for _, a := range t.cancelAcks {
+	for _, a := range x.cancelAcks {
 		a <- err
 	}
 	c.counts.move(t.rec.State, 0)
@@ -122,9 +123,9 @@ func (c *core) inserted(w written) {
 		reply.id = w.Record.ID
 	default:
 		reply.id = w.Record.ID
-		t.rec = w.Record
+		t.set(w.Record)
 		c.adopt(t)
-		c.debug("task submitted", t.rec)
+		c.debug("task submitted", w.Record)
 		c.settle(t)
 	}
 	if reply.err != nil || reply.id != proposed {
@@ -142,14 +143,15 @@ func (c *core) inserted(w written) {
 // and drops it from the cache: from now on the store alone knows it.
 func (c *core) finish(t *task) {
 	c.finished[t.rec.ID] = struct{}{}
-	res := t.rec.Result()
-	for _, w := range t.waiters {
+	x := t.get()
+	res := t.record().Result()
+	for _, w := range x.waiters {
 		w <- outcome{res: res}
 	}
 	// The first Cancel to be answered made the task Cancelled; any other came second.
-	for _, a := range t.cancelAcks {
-		if t.rec.State == paas.Cancelled && !t.cancelled {
-			t.cancelled = true
+	for _, a := range x.cancelAcks {
+		if t.rec.State == paas.Cancelled && !x.cancelled {
+			x.cancelled = true
 			a <- nil
 		} else {
 			a <- paas.ErrTaskFinished
@@ -162,8 +164,9 @@ func (c *core) finish(t *task) {
 		}
 		if t.rec.State == paas.Completed {
 			d.deps--
-		} else if d.failedDep.IsZero() {
-			d.failedDep, d.failedDepState = t.rec.ID, t.rec.State
+		} else if d.get().failedDep.IsZero() {
+			dx := d.more()
+			dx.failedDep, dx.failedDepState = t.rec.ID, t.rec.State
 		}
 		// A task not yet inserted, or with a write in flight, settles when that commits.
 		if !d.writing && c.tasks[d.rec.ID] == d {

@@ -25,10 +25,10 @@
 // runtime.go holds ProverService, its lifecycle (New, Start, Stop) and its loop; writer.go
 // the writer goroutine; handle.go ProverHandle; identity.go how a program becomes a task
 // record. The synchronous core, which starts no goroutines and does no I/O, is core in
-// state.go (its type, load and settle), task.go (what it holds of a task), commands.go (its side of every command a handle or
-// a handler's SaveCheckpoint sends), attempts.go (dispatch, launch, the end of an attempt),
-// commit.go (what a stored write makes visible), rewrite.go (updates written again after a
-// failure) and queue.go (the per-backend queue). How an attempt's error is sorted, and the
+// state.go (its type, load and settle), task.go (what it holds of a task), commands.go (its
+// side of every command a handle or a handler's SaveCheckpoint sends), attempts.go
+// (dispatch, launch, the end of an attempt), commit.go (what a stored write makes visible),
+// rewrite.go (updates written again after a failure) and queue.go (the per-backend queue). How an attempt's error is sorted, and the
 // causes the service cancels a handler's context with, are internal/attempt's, shared with
 // handler/handlertest.
 package service

@@ -18,7 +18,7 @@ func Waiters(h ProverHandle, id paas.TaskID) int {
 	n := make(chan int, 1)
 	if err := h.s.deliver(context.Background(), func(c *core) {
 		if t, ok := c.tasks[id]; ok {
-			n <- len(t.waiters)
+			n <- len(t.get().waiters)
 			return
 		}
 		n <- 0
@@ -32,10 +32,10 @@ func Waiters(h ProverHandle, id paas.TaskID) int {
 // for a Retry whose write is in flight. Status itself reads the store.
 func (c *core) status(id paas.TaskID) (st paas.TaskStatus, ok bool) {
 	t, ok := c.tasks[id]
-	if !ok || t.retryAck != nil {
+	if !ok || t.get().retryAck != nil {
 		// Not held, or held for a Retry's write in flight, whose record may be stale: the
 		// store has what is true until the write commits.
 		return paas.TaskStatus{}, false
 	}
-	return t.rec.Status(), true
+	return t.record().Status(), true
 }

@@ -137,37 +137,46 @@ func newCore(cfg paas.Config, runnable func(paas.TaskRecord) error) *core {
 // have).
 func (c *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState) {
 	var blocked []*task
-	unfinished := make(map[paas.TaskID]bool, len(recs))
-	for _, rec := range recs {
-		unfinished[rec.ID] = true
+	if len(c.tasks) == 0 {
+		c.tasks = make(map[paas.TaskID]*task, len(recs))
+		c.byKey = make(map[paas.TaskKey]*task, len(recs))
 	}
-	for _, rec := range recs {
+	for i := range recs {
+		rec := &recs[i]
 		if c.runnable != nil {
-			if err := c.runnable(rec); err != nil {
+			if err := c.runnable(*rec); err != nil {
 				// Left as it is in the store, to run once a service configured for it starts.
-				c.log.Warn("unfinished task not loaded", append(taskFields(rec), zap.Error(err))...)
+				c.log.Warn("unfinished task not loaded", append(taskFields(*rec), zap.Error(err))...)
 				continue
 			}
 		}
-		t := c.adopt(&task{rec: rec})
+		t := c.adopt(newTask(*rec))
 		switch rec.State {
 		case paas.Pending:
 			c.enqueue(t)
 		case paas.Retrying:
 			c.schedule(t.rec.ID, rec.NextAttemptAt, dueAttempt)
 		case paas.InProgress:
-			c.settleAttempt(t, attempt.Judge(attempt.ErrCrashed, nil, rec, c.retry, c.now(), c.maxInputWait))
+			c.settleAttempt(t, attempt.Judge(attempt.ErrCrashed, nil, *rec, c.retry, c.now(), c.maxInputWait))
 		case paas.Blocked:
 			blocked = append(blocked, t)
 		}
 	}
 	// Dependencies are resolved once every task is cached, whatever the order of recs.
+	var unfinished map[paas.TaskID]bool // recs, loaded or not; built if needed
 	for _, t := range blocked {
-		if !t.rec.NextAttemptAt.IsZero() {
-			c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
+		x := t.get()
+		if !x.nextAttemptAt.IsZero() {
+			c.schedule(t.rec.ID, x.nextAttemptAt, dueAttempt)
 			continue
 		}
-		for _, dep := range t.rec.DependsOn {
+		for _, dep := range x.dependsOn {
+			if c.tasks[dep] == nil && unfinished == nil {
+				unfinished = make(map[paas.TaskID]bool, len(recs))
+				for i := range recs {
+					unfinished[recs[i].ID] = true
+				}
+			}
 			switch st := ended[dep]; {
 			case c.tasks[dep] != nil:
 				c.await(t, dep)
@@ -176,9 +185,10 @@ func (c *core) load(recs []paas.TaskRecord, ended map[paas.TaskID]paas.TaskState
 			case st == 0:
 				// Prune keeps the tasks that unfinished ones depend on, so this one was pruned
 				// while the task was being submitted, after Submit had found it Completed.
-				c.log.Warn("dependency no longer stored; it had completed", append(taskFields(t.rec), zap.Stringer("dependency", dep))...)
-			case st != paas.Completed && t.failedDep.IsZero():
-				t.failedDep, t.failedDepState = dep, st
+				c.log.Warn("dependency no longer stored; it had completed", append(taskFields(t.record()), zap.Stringer("dependency", dep))...)
+			case st != paas.Completed && t.get().failedDep.IsZero():
+				tx := t.more()
+				tx.failedDep, tx.failedDepState = dep, st
 			}
 		}
 		c.settle(t)
@@ -204,12 +214,12 @@ func (c *core) settle(t *task) {
 	switch {
 	case st.Final():
 		c.finish(t)
-	case t.done != nil:
+	case t.get().done != nil:
 		// The handler returned while a checkpoint was being written.
-		v := *t.done
-		t.done = nil
+		v := *t.x.done
+		t.x.done = nil
 		c.settleAttempt(t, v)
-	case t.cancelReq:
+	case t.get().cancelReq:
 		// Cancel arrived while a write was in flight. A task that has just been moved to
 		// InProgress has not started its handler yet, so it is cancelled without running,
 		// and the attempt it was given is taken back.
@@ -232,11 +242,11 @@ func (c *core) settle(t *task) {
 	case st == paas.Pending:
 		c.enqueue(t)
 	case st == paas.Retrying:
-		c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt)
-	case st == paas.Blocked && !t.rec.NextAttemptAt.IsZero():
-		c.schedule(t.rec.ID, t.rec.NextAttemptAt, dueAttempt) // waiting for its input
-	case st == paas.Blocked && !t.failedDep.IsZero():
-		dep, depState := t.failedDep, t.failedDepState
+		c.schedule(t.rec.ID, t.get().nextAttemptAt, dueAttempt)
+	case st == paas.Blocked && !t.get().nextAttemptAt.IsZero():
+		c.schedule(t.rec.ID, t.x.nextAttemptAt, dueAttempt) // waiting for its input
+	case st == paas.Blocked && !t.get().failedDep.IsZero():
+		dep, depState := t.x.failedDep, t.x.failedDepState
 		c.propose(t, paas.Failed, func(r *paas.TaskRecord) {
 			r.FailedDependency, r.FailedDependencyState = dep, depState
 			r.LastError = (&paas.DependencyError{ID: dep, State: depState}).Error()
@@ -266,12 +276,12 @@ func (c *core) forget(t *task) {
 // propose asks for t to move to next; edit adjusts the other fields of the new record.
 func (c *core) propose(t *task, next paas.TaskState, edit func(*paas.TaskRecord)) {
 	if !t.rec.State.CanTransitionTo(next) {
-		c.log.DPanic("illegal task transition", append(taskFields(t.rec), zap.Stringer("to", next))...)
+		c.log.DPanic("illegal task transition", append(taskFields(t.record()), zap.Stringer("to", next))...)
 		return
 	}
 	// The new record is edited where it is queued: a copy on the stack would move to the
 	// heap, edit being unknown here.
-	rec := c.queueWrite(t, t.rec)
+	rec := c.queueWrite(t, t.record())
 	rec.State = next
 	rec.UpdatedAt = c.now()
 	if edit != nil {
