@@ -140,12 +140,24 @@ type Write struct {
 	Record TaskRecord
 }
 
-// WriteResult is a store's answer to one Write.
+// WriteResult is a store's answer to one Write. It is small, a batch's answers being made
+// for every write: what an insert made is read from the store if needed.
 type WriteResult struct {
-	// Record is, for an insert, the record the store holds for the key afterwards: the new
-	// one, with Seq assigned, or the one that already existed (see TaskStore.Insert).
-	Record TaskRecord
-	Err    error
+	// ID and Seq are, for an insert, those of the task the store holds for the key
+	// afterwards: the new one, with the Seq assigned, or the one that already existed (see
+	// TaskStore.Insert). They are zero for an update, and for an insert that failed.
+	ID  TaskID
+	Seq uint64
+	Err error
+}
+
+// InsertResult is the WriteResult of an insert that stored rec, or that failed with err: the
+// answer of TaskStore.Insert, as a batch gives it.
+func InsertResult(rec TaskRecord, err error) WriteResult {
+	if err != nil {
+		return WriteResult{Err: err}
+	}
+	return WriteResult{ID: rec.ID, Seq: rec.Seq}
 }
 
 // BatchStore is a TaskStore that commits many writes in one transaction, paying for one sync to

@@ -21,11 +21,7 @@ func (c *harness) commitTo(store paas.BatchStore) {
 		ws := c.writes
 		c.writes = nil
 		for i, r := range store.WriteBatch(c.t.Context(), ws) {
-			w := written{Write: ws[i], err: r.Err}
-			if ws[i].Insert && r.Err == nil {
-				w.Record = r.Record
-			}
-			c.commit(w)
+			c.commit(answer(&ws[i], &r))
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
 	res := make([]paas.WriteResult, len(ws))
 	for i, w := range ws {
 		if w.Insert {
-			res[i].Record, res[i].Err = s.store.Insert(ctx, w.Record)
+			res[i] = paas.InsertResult(s.store.Insert(ctx, w.Record))
 		} else {
 			res[i].Err = s.store.Update(ctx, w.Record)
 		}

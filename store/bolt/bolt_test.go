@@ -119,7 +119,7 @@ func TestCloseDuringWrites(t *testing.T) {
 					rec, err = s.Insert(ctx, rec)
 				} else {
 					r := s.WriteBatch(ctx, []paas.Write{{Insert: true, Record: rec}})[0]
-					rec, err = r.Record, r.Err
+					rec.Seq, err = r.Seq, r.Err
 				}
 				if err != nil {
 					assert.ErrorIs(t, err, paas.ErrStoreClosed)

@@ -32,7 +32,7 @@ func TestReopenPersists(t *testing.T) {
 	for i, r := range results {
 		require.NoError(t, r.Err, "write %d", i)
 	}
-	c = results[0].Record
+	c.Seq = results[0].Seq
 	proof := paas.Proof{Backend: paas.BackendSP1, Receipt: []byte("receipt"), PublicValues: []byte("55")}
 	require.NoError(t, s.StoreProof(ctx, b.ID, proof))
 	require.NoError(t, s.Close())

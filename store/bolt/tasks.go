@@ -62,13 +62,14 @@ func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Writ
 	err := s.inserting(func(tx *bbolt.Tx, keys *txKeys) error {
 		for i, w := range writes {
 			var (
-				rec paas.TaskRecord
+				res paas.WriteResult
 				err error
 				op  = "update"
 			)
 			if w.Insert {
 				op = "insert"
-				rec, err = insertTx(tx, keys, w.Record)
+				res = paas.InsertResult(insertTx(tx, keys, w.Record))
+				err = res.Err
 			} else {
 				err = updateTx(tx, w.Record)
 			}
@@ -78,7 +79,8 @@ func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Writ
 			if err != nil {
 				err = damaged(s.path, wrap(err, "bolt: %s task %s", op, w.Record.ID))
 			}
-			results[i] = paas.WriteResult{Record: rec, Err: err}
+			res.Err = err
+			results[i] = res
 		}
 		return nil
 	})

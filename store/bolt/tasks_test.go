@@ -42,7 +42,8 @@ func TestInvalidRecordsFailAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []paas.TaskID{good.ID}, ids(unfinished))
 
-	stored := results[2].Record
+	stored, err := s.Get(ctx, results[2].ID)
+	require.NoError(t, err)
 	stored.State = paas.TaskState(42)
 	require.ErrorContains(t, s.Update(ctx, stored), "invalid state")
 	got, err := s.Get(ctx, good.ID)

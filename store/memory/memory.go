@@ -126,7 +126,7 @@ func (s *Store) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Writ
 	defer s.mu.Unlock()
 	for i, w := range writes {
 		if w.Insert {
-			results[i].Record, results[i].Err = s.insertLocked(w.Record)
+			results[i] = paas.InsertResult(s.insertLocked(w.Record))
 		} else {
 			results[i].Err = s.updateLocked(w.Record)
 		}

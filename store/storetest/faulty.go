@@ -205,7 +205,7 @@ func (f *Faulty) WriteBatch(ctx context.Context, writes []paas.Write) []paas.Wri
 	for _, i := range passed {
 		w := writes[i]
 		if w.Insert {
-			results[i].Record, results[i].Err = f.TaskStore.Insert(ctx, w.Record)
+			results[i] = paas.InsertResult(f.TaskStore.Insert(ctx, w.Record))
 		} else {
 			results[i].Err = f.TaskStore.Update(ctx, w.Record)
 		}

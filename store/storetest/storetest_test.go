@@ -57,7 +57,7 @@ var faults = map[string]string{
 	"batch-no-dedup":       "WriteBatchDuplicateKey",
 	"batch-abort-on-error": "WriteBatchUnknownID",
 	"batch-ignore-ctx":     "WriteBatchCancelledContext",
-	"batch-shared-result":  "WriteBatchNoSharedMemory",
+	"batch-shared-write":   "WriteBatchNoSharedMemory",
 	"batch-no-fence":       "WriteBatchFenced",
 }
 
@@ -430,15 +430,18 @@ func (s *faultyBatchStore) WriteBatch(ctx context.Context, writes []paas.Write) 
 		if s.is("batch-no-dedup") && batchKeys[w.Record.Key] {
 			// Dedup only against what was stored before the batch.
 			s.mu.Lock()
-			results[i].Record, results[i].Err = s.insertLocked(ctx, w.Record)
+			results[i] = paas.InsertResult(s.insertLocked(ctx, w.Record))
 			s.mu.Unlock()
 			continue
 		}
 		batchKeys[w.Record.Key] = true
-		results[i].Record, results[i].Err = s.Insert(ctx, w.Record)
-		if s.is("batch-shared-result") && results[i].Err == nil {
+		results[i] = paas.InsertResult(s.Insert(ctx, w.Record))
+		if s.is("batch-shared-write") && results[i].Err == nil {
+			// The caller's record kept as it is: its slices are the caller's.
 			s.mu.Lock()
-			results[i].Record = s.recs[s.find(results[i].Record.ID)]
+			rec := w.Record
+			rec.Seq = results[i].Seq
+			s.recs[s.find(results[i].ID)] = rec
 			s.mu.Unlock()
 		}
 	}
