@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,41 @@ func drainOne(o options, n int) (perTaskMicros, heapPerTask, rssMiB float64, err
 		return 0, 0, 0, err
 	}
 	return float64(time.Since(t0).Microseconds()) / float64(n), heapPerTask, rssMiB, nil
+}
+
+// backlog: the large backlog queued on a bolt file behind busy workers, as a node holds it
+// in production: the heap each queued task holds in the process (the service's cache and
+// the store's index of keys; the records are on disk), payload excluded, and the RSS.
+func backlog(o options, _ int) (values, error) {
+	dir, err := os.MkdirTemp("", "paas-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	debug.FreeOSMemory() // what earlier figures left is not this one's
+	g := newGate()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r, err := start(dir, true, o.capacity, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	defer g.release()
+	ids, err := submitAll(r.h, o.submitters, 0, int64(o.large))
+	if err != nil {
+		return nil, err
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	held := float64(after.HeapAlloc) - float64(before.HeapAlloc) - float64(len(ids)*16)
+	runtime.KeepAlive(ids)
+	return values{
+		"bolt: heap per queued task": held/float64(o.large) - float64(payload(int64(o.large/2))),
+		"bolt: RSS, large backlog":   rss(),
+	}, nil
 }
 
 // storeHeap is the heap that a memory store holding n queued tasks takes per task, payload
@@ -263,7 +299,39 @@ func gap(o options, round int) (values, error) {
 		v[name+" p50"] = float64(quantile(gaps, 0.5).Nanoseconds()) / 1000
 		v[name+" p99"] = float64(quantile(gaps, 0.99).Nanoseconds()) / 1000
 	}
+	commits, err := commitTimes(o.gapTasks)
+	if err != nil {
+		return nil, err
+	}
+	v["one bolt commit p50"] = float64(quantile(commits, 0.5).Nanoseconds()) / 1000
+	v["one bolt commit p99"] = float64(quantile(commits, 0.99).Nanoseconds()) / 1000
 	return v, nil
+}
+
+// commitTimes is the baseline of the gap on bolt: the time of each of n inserts into a new
+// bolt file, one a transaction, each synced to disk.
+func commitTimes(n int) ([]time.Duration, error) {
+	dir, err := os.MkdirTemp("", "paas-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	b, err := openBolt(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	now := time.Now()
+	times := make([]time.Duration, 0, n)
+	for i := range n {
+		rec := taskrec.New("job", []byte(`{"N":`+strconv.Itoa(i)+`}`), paas.BackendNative, now)
+		t0 := time.Now()
+		if _, err := b.Insert(context.Background(), rec); err != nil {
+			return nil, err
+		}
+		times = append(times, time.Since(t0))
+	}
+	return times, nil
 }
 
 // retries: tasks that fail once with RetryAfter of 2 to 6 s; how late their second attempts

@@ -8,8 +8,9 @@
 //
 // The figures: e2e (no-op tasks end to end, in memory, against a bare pool), drain (the time
 // per task to drain a small and a large backlog, and the heap and RSS a queued task costs),
-// latency (Status and Summary while 64 goroutines submit), gap (from one task ending to the
-// next starting on one worker, in memory and on bolt), retry (how late retries start after
+// backlog (the heap and RSS of the large backlog queued on bolt), latency (Status and Summary
+// while 64 goroutines submit), gap (from one task ending to the next starting on one worker,
+// in memory and on bolt, beside the time of one bolt commit on the same disk), retry (how late retries start after
 // their due time) and restart (Start on a bolt file with a large backlog).
 package main
 
@@ -49,8 +50,10 @@ var units = []struct{ name, unit string }{
 	{"drain per task, small", "µs"}, {"drain per task, large", "µs"}, {"drain ratio", "x"},
 	{"heap per queued task", "B"}, {"of which the memory store's", "B"}, {"the service's own", "B"},
 	{"RSS, large backlog", "MiB"},
+	{"bolt: heap per queued task", "B"}, {"bolt: RSS, large backlog", "MiB"},
 	{"Status p50", "µs"}, {"Status p99", "µs"}, {"Summary p50", "µs"}, {"Summary p99", "µs"},
 	{"gap memory p50", "µs"}, {"gap memory p99", "µs"}, {"gap bolt p50", "µs"}, {"gap bolt p99", "µs"},
+	{"one bolt commit p50", "µs"}, {"one bolt commit p99", "µs"},
 	{"retry lateness p50", "ms"}, {"retry lateness p99", "ms"}, {"retry lateness max", "ms"},
 	{"Start with the backlog", "s"},
 }
@@ -59,7 +62,7 @@ var figures = []struct {
 	name string
 	run  func(options, int) (values, error)
 }{
-	{"e2e", endToEnd}, {"drain", drain}, {"latency", latency}, {"gap", gap}, {"retry", retries}, {"restart", restart},
+	{"e2e", endToEnd}, {"drain", drain}, {"backlog", backlog}, {"latency", latency}, {"gap", gap}, {"retry", retries}, {"restart", restart},
 }
 
 func main() {
