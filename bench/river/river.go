@@ -221,7 +221,7 @@ func runRiver(ctx context.Context, db *riverDB, c *river.Client[pgx.Tx], n int, 
 		select {
 		case e, ok := <-events:
 			if !ok {
-				return 0, errors.New("River closed the event channel before the jobs were done")
+				return 0, errors.New("river: the event channel closed before the jobs were done")
 			}
 			if e.Kind != river.EventKindJobCompleted {
 				return 0, fmt.Errorf("%w: job %d: %s", ErrJobFailed, e.Job.ID, e.Kind)
@@ -242,7 +242,7 @@ func runRiver(ctx context.Context, db *riverDB, c *river.Client[pgx.Tx], n int, 
 		return 0, err
 	}
 	if got != n {
-		return 0, fmt.Errorf("River reported %d jobs completed, the table holds %d", n, got)
+		return 0, fmt.Errorf("river: %d jobs reported completed, the table holds %d", n, got)
 	}
 	return float64(n) / elapsed.Seconds(), nil
 }
