@@ -198,3 +198,10 @@ func TestAbandonedErrorIsItsContextError(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "2 handlers abandoned")
 }
+
+// KeyOf runs for every Submit: it allocates the key, nothing more.
+func TestKeyOfAllocatesTheKeyOnly(t *testing.T) {
+	program := []byte(`{"N":42}`)
+	allocs := testing.AllocsPerRun(100, func() { _ = paas.KeyOf("job", program, paas.BackendNative) })
+	assert.LessOrEqual(t, allocs, 1.0)
+}
