@@ -10,8 +10,9 @@
 // per task to drain a small and a large backlog, and the heap and RSS a queued task costs),
 // backlog (the heap and RSS of the large backlog queued on bolt), latency (Status and Summary
 // while 64 goroutines submit), gap (from one task ending to the next starting on one worker,
-// in memory and on bolt, beside the time of one bolt commit on the same disk), retry (how late retries start after
-// their due time) and restart (Start on a bolt file with a large backlog).
+// in memory and on bolt, beside the time of one bolt commit on the same disk), retry (how
+// late retries start after their due time) and restart (Start on a bolt file with a large
+// backlog). Those of throughput and memory are in figures.go, those of time in timing.go.
 package main
 
 import (

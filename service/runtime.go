@@ -344,17 +344,6 @@ func (s *ProverService) drain(c *core, due <-chan scheduler.Due) {
 	}
 }
 
-// answer pairs a write with the store's answer to it. For an insert that succeeded, the record
-// is the one the store holds for the key, as far as the core reads it: the one written, with
-// its Seq, or, if the key had a task already, that task's ID.
-func answer(w *paas.Write, res *paas.WriteResult) written {
-	out := written{Write: *w, err: res.Err}
-	if w.Insert && res.Err == nil {
-		out.Record.ID, out.Record.Seq = res.ID, res.Seq
-	}
-	return out
-}
-
 // gather lets the callers that the last commit answered send their next commands, and takes
 // them, before a batch goes to the writer. Without it the first caller to come back would
 // leave alone in a batch of one while the others queue for the next, and batches would

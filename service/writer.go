@@ -57,3 +57,14 @@ func (s *ProverService) apply(ws []paas.Write) []paas.WriteResult {
 	}
 	return res
 }
+
+// answer pairs a write with the store's answer to it. For an insert that succeeded, the record
+// is the one the store holds for the key, as far as the core reads it: the one written, with
+// its Seq, or, if the key had a task already, that task's ID.
+func answer(w *paas.Write, res *paas.WriteResult) written {
+	out := written{Write: *w, err: res.Err}
+	if w.Insert && res.Err == nil {
+		out.Record.ID, out.Record.Seq = res.ID, res.Seq
+	}
+	return out
+}
