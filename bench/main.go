@@ -11,8 +11,10 @@
 // backlog (the heap and RSS of the large backlog queued on bolt), latency (Status and Summary
 // while 64 goroutines submit), gap (from one task ending to the next starting on one worker,
 // in memory and on bolt, beside the time of one bolt commit on the same disk), retry (how
-// late retries start after their due time) and restart (Start on a bolt file with a large
-// backlog). Those of throughput and memory are in figures.go, those of time in timing.go.
+// late retries start after their due time), restart (Start on a bolt file with a large
+// backlog) and floor (what the service's shape of goroutines and hand-offs costs with none of
+// its work: a bound on the e2e and gap figures). Those of throughput and memory are in
+// figures.go, those of time in timing.go, the floor in floor.go.
 package main
 
 import (
@@ -57,13 +59,18 @@ var units = []struct{ name, unit string }{
 	{"one bolt commit p50", "µs"}, {"one bolt commit p99", "µs"},
 	{"retry lateness p50", "ms"}, {"retry lateness p99", "ms"}, {"retry lateness max", "ms"},
 	{"Start with the backlog", "s"},
+	{"floor: the shape's hand-offs alone", "/s"}, {"floor: the hand-offs and the identity", "/s"},
+	{"floor: the bare pool", "/s"}, {"floor ratio, hand-offs alone", "x"}, {"floor ratio, with the identity", "x"},
+	{"floor gap, the shape's hand-offs p50", "µs"}, {"floor gap, the shape's hand-offs p99", "µs"},
+	{"floor gap, one hand-off p50", "µs"}, {"floor gap, one hand-off p99", "µs"},
+	{"floor gap, one hand-off, the other core busy p50", "µs"}, {"floor gap, one hand-off, the other core busy p99", "µs"},
 }
 
 var figures = []struct {
 	name string
 	run  func(options, int) (values, error)
 }{
-	{"e2e", endToEnd}, {"drain", drain}, {"backlog", backlog}, {"latency", latency}, {"gap", gap}, {"retry", retries}, {"restart", restart},
+	{"e2e", endToEnd}, {"drain", drain}, {"backlog", backlog}, {"latency", latency}, {"gap", gap}, {"retry", retries}, {"restart", restart}, {"floor", floor},
 }
 
 func main() {
